@@ -1,0 +1,270 @@
+"""Every hyperparameter of a biggan_jax run, with the paper's defaults.
+
+configs/*.py start from `base_config()` and override; `validate()` checks a
+config before anything is built so that a bad value stops the run with one
+line naming the key and what is allowed (see `ConfigError`).
+
+Defaults follow Brock et al. 2019 (Sec. 3, App. C): Adam(β1=0, β2=0.999),
+lr G 5e-5 / D 2e-4, 2 D steps per G step, batch 2048, orthogonal
+regularisation β=1e-4, EMA decay 0.9999, hinge loss.
+"""
+
+import ml_collections
+
+G_RESOLUTIONS = {
+    # resolution -> output resolution of each G block (block i doubles).
+    'biggan': (16, 32, 64, 128, 256, 512),
+    'biggan_deep': (16, 32, 64, 128, 256, 512),
+}
+FAMILIES = ('biggan', 'biggan_deep')
+INITS = ('ortho', 'N02', 'xavier')
+DTYPES = ('float32', 'bfloat16')
+LOSSES = ('hinge', 'non_saturating', 'wasserstein')
+
+
+class ConfigError(ValueError):
+  """A config value that cannot work; the message names the key and the fix."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The paper's BigGAN at 128x128 on ImageNet; configs override from here."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+
+  # Model (BigGAN-PyTorch names in comments).
+  c.model = m = ml_collections.ConfigDict()
+  m.family = 'biggan'         # 'biggan' or 'biggan_deep'.
+  m.resolution = 128          # 16 (CPU demos), 32, 64, 128, 256, 512.
+  m.num_classes = 1000        # n_classes.
+  m.ch = 96                   # G_ch: channel multiplier of G.
+  m.d_ch = m.get_ref('ch')    # D_ch: follows ch unless set.
+  m.dim_z = 120               # dim_z; with hierarchical_z split in chunks.
+  m.shared_dim = 128          # shared_dim: the shared class embedding.
+  m.hierarchical_z = True     # hier: skip-z (Sec. 3, "hierarchical latents").
+  m.g_attn = '64'             # G_attn: self-attention resolutions, '32_64'; '' for none.
+  m.d_attn = '64'             # D_attn.
+  m.g_depth = 2               # BigGAN-deep: blocks per G stage.
+  m.d_depth = 2               # BigGAN-deep: blocks per D stage.
+  m.bn_eps = 1e-5             # BN_eps.
+  m.bn_momentum = 0.1         # PyTorch convention: new = 0.9 old + 0.1 batch.
+  m.sn_eps = 1e-6             # SN_eps (launch scripts).
+  m.sn_iters = 1              # num_G_SV_itrs / num_D_SV_itrs.
+  m.init = 'ortho'            # G_init / D_init: 'ortho', 'N02' or 'xavier'.
+  m.dtype = 'float32'         # compute dtype; params stay float32.
+
+  # Optimisation.
+  c.batch_size = 2048         # global batch of one update (all devices, all hosts).
+  c.num_accumulations = 1     # micro-batches per update: batch_size/num_accumulations each.
+  c.num_d_steps = 2           # D updates per G update.
+  c.lr_g = 5e-5
+  c.lr_d = 2e-4
+  c.b1_g = 0.0
+  c.b2_g = 0.999
+  c.b1_d = 0.0
+  c.b2_d = 0.999
+  c.adam_eps = 1e-6
+  c.loss = 'hinge'            # 'hinge', 'non_saturating' or 'wasserstein'.
+  c.r1_gamma = 0.0            # R1 penalty weight on real data; 0 = off (paper tried 10).
+  c.ortho_beta = 1e-4         # modified orthogonal regularisation on G (Sec. 3.1).
+  c.ortho_beta_d = 0.0        # the same on D; 0 = off.
+  c.ortho_reference_grad = False  # True: BigGAN-PyTorch's gradient (half the paper's).
+  c.ema_decay = 0.9999
+  c.ema_start = 20_000        # EMA decay is 0 before this step (G_ema = G).
+  c.num_standing_stats = 16   # train-mode passes averaged for the EMA G's BN stats.
+
+  # Loop.
+  c.total_steps = 250_000
+  c.log_every = 100
+  c.sv_every = 100            # singular-value tracking cadence (Fig. 3).
+  c.sample_every = 2_000
+  c.checkpoint_every = 2_000
+  c.eval_every = 10_000
+  c.max_to_keep = 3
+  c.num_sample_rows = 8       # sample sheet: rows x columns.
+
+  # Data.
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = 'imagenet2012'   # any TFDS name, or 'image_folder'.
+  c.dataset.split = 'train'
+  c.dataset.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.dataset.random_flip = True
+  c.dataset.shuffle_buffer = 10_000
+  return c
+
+
+def _attn_resolutions(key: str, value: str) -> tuple[int, ...]:
+  if value in ('', '0', 'none'):
+    return ()
+  try:
+    return tuple(int(v) for v in str(value).split('_'))
+  except ValueError:
+    raise ConfigError(
+        f"{key}={value!r}: give attention resolutions as '64' or '32_64' ('' for none)"
+    ) from None
+
+
+def attention_resolutions(model_config) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """(G, D) self-attention resolutions parsed from '32_64'-style strings."""
+  return (_attn_resolutions('model.g_attn', model_config.g_attn),
+          _attn_resolutions('model.d_attn', model_config.d_attn))
+
+
+# ---------------------------------------------------------------------------
+# Validation.
+# ---------------------------------------------------------------------------
+
+RESOLUTIONS = {
+    # Output resolutions each family is built for. BigGAN-PyTorch has no 16x16
+    # architecture; BigGAN's 16 is for CPU demos, BigGAN-deep starts at 32.
+    'biggan': (16, 32, 64, 128, 256, 512),
+    'biggan_deep': (32, 64, 128, 256, 512),
+}
+
+# Where self-attention can go, and how wide it is there: resolution -> channel
+# multiplier (x ch) of the G block ending at that resolution (BigGAN.py /
+# BigGANdeep.py G_arch out_channels; the same for both families; biggan_jax's
+# 16 mirrors 32). tests/test_config.py checks these against biggan_jax.models.
+G_ATTENTION_WIDTHS = {
+    16: {8: 4, 16: 4},
+    32: {8: 4, 16: 4, 32: 4},
+    64: {8: 16, 16: 8, 32: 4, 64: 2},
+    128: {8: 16, 16: 8, 32: 4, 64: 2, 128: 1},
+    256: {8: 16, 16: 8, 32: 8, 64: 4, 128: 2, 256: 1},
+    512: {8: 16, 16: 8, 32: 8, 64: 4, 128: 2, 256: 1, 512: 1},
+}
+
+# The same for D (x d_ch): the narrowest D block (BigGAN) or stage
+# (BigGAN-deep) at each resolution; attention follows every one of them. The
+# 16 and 32 Ds stop downsampling at 8x8 (upstream's 32 D does the same), so
+# they have no 4x4 block to attend at.
+D_ATTENTION_WIDTHS = {
+    'biggan': {
+        16: {8: 4},
+        32: {16: 4, 8: 4},
+        64: {32: 1, 16: 2, 8: 4, 4: 8},
+        128: {64: 1, 32: 2, 16: 4, 8: 8, 4: 16},
+        256: {128: 1, 64: 2, 32: 4, 16: 8, 8: 8, 4: 16},
+        512: {256: 1, 128: 1, 64: 2, 32: 4, 16: 8, 8: 8, 4: 16},
+    },
+    'biggan_deep': {
+        32: {16: 4, 8: 4},
+        64: {32: 2, 16: 4, 8: 8, 4: 16},
+        128: {64: 2, 32: 4, 16: 8, 8: 16, 4: 16},
+        256: {128: 2, 64: 4, 32: 8, 16: 8, 8: 16, 4: 16},
+        512: {256: 1, 128: 2, 64: 4, 32: 8, 16: 8, 8: 16, 4: 16},
+    },
+}
+
+
+def num_g_blocks(resolution: int) -> int:
+  """G stages from the 4x4 bottom to `resolution`: log2(resolution / 4)."""
+  return resolution.bit_length() - 3
+
+
+def num_z_slots(resolution: int) -> int:
+  """Hierarchical-z chunks: one for the first linear plus one per G block."""
+  return num_g_blocks(resolution) + 1
+
+
+def _fmt(values) -> str:
+  return ', '.join(repr(v) if isinstance(v, str) else str(v) for v in values)
+
+
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_choice(key: str, value, allowed, context: str = '') -> None:
+  if value not in allowed:
+    raise ConfigError(f'{key}={value!r}: must be one of {_fmt(allowed)}{context}')
+
+
+def _check_int(key: str, value, minimum: int) -> None:
+  if not _is_int(value) or value < minimum:
+    what = 'a positive integer' if minimum == 1 else f'an integer >= {minimum}'
+    raise ConfigError(f'{key}={value!r}: must be {what}')
+
+
+def _check_number(key: str, value, rule: str) -> None:
+  ok = _is_number(value) and {'> 0': value > 0, '>= 0': value >= 0,
+                              'in [0, 1)': 0 <= value < 1}[rule]
+  if not ok:
+    raise ConfigError(f'{key}={value!r}: must be a number {rule}')
+
+
+def _check_attention(key: str, spec: str, resolutions, widths: dict[int, int],
+                     ch_key: str, ch: int, where: str) -> None:
+  for r in resolutions:
+    if r not in widths:
+      raise ConfigError(
+          f'{key}={spec!r}: {where} has no block at {r}x{r}; '
+          f"use resolutions from {_fmt(sorted(widths))} joined by '_' ('' for none)")
+    channels = ch * widths[r]
+    if channels // 8 < 1:
+      raise ConfigError(
+          f'{key}={spec!r}: attention at {r}x{r} sees {channels} channels '
+          f'({ch_key}={ch} x {widths[r]}) and its C/8 projections need at least 8; '
+          f'set {ch_key} >= {-(-8 // widths[r])} or drop {r} from {key}')
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError (one line: key, value, what is allowed) for a config that cannot run."""
+  m = config.model
+  _check_choice('model.family', m.family, FAMILIES)
+  _check_choice('model.resolution', m.resolution, RESOLUTIONS[m.family],
+                f' for model.family={m.family!r}')
+  _check_choice('model.init', m.init, INITS)
+  _check_choice('model.dtype', m.dtype, DTYPES)
+  _check_choice('loss', config.loss, LOSSES)
+  for key in ('ch', 'd_ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
+    _check_int(f'model.{key}', m[key], 1)
+  if m.family == 'biggan_deep':
+    _check_int('model.g_depth', m.g_depth, 1)
+    _check_int('model.d_depth', m.d_depth, 1)
+
+  resolution = m.resolution
+  g_attn, d_attn = attention_resolutions(m)
+  _check_attention('model.g_attn', m.g_attn, g_attn,
+                   G_ATTENTION_WIDTHS[resolution], 'model.ch', m.ch,
+                   f'G at model.resolution={resolution}')
+  _check_attention('model.d_attn', m.d_attn, d_attn,
+                   D_ATTENTION_WIDTHS[m.family][resolution], 'model.d_ch', m.d_ch,
+                   f'D at model.resolution={resolution}')
+
+  # BigGAN splits z into equal chunks (Sec. 3 "hierarchical latents");
+  # BigGAN-deep feeds the whole z to every block, so any dim_z works there.
+  if m.family == 'biggan' and m.hierarchical_z:
+    slots = num_z_slots(resolution)
+    if m.dim_z // slots < 1:
+      raise ConfigError(
+          f'model.dim_z={m.dim_z}: hierarchical_z at resolution {resolution} splits z '
+          f'into {slots} chunks (first linear + {slots - 1} G blocks); set model.dim_z '
+          f'>= {slots} or model.hierarchical_z=False')
+
+  _check_int('batch_size', config.batch_size, 1)
+  _check_int('num_accumulations', config.num_accumulations, 1)
+  if config.batch_size % config.num_accumulations:
+    raise ConfigError(
+        f'batch_size={config.batch_size}: must be divisible by '
+        f'num_accumulations={config.num_accumulations}')
+  import jax  # Only here: counting devices initialises the backend.
+  devices = jax.device_count()
+  micro_batch = config.batch_size // config.num_accumulations
+  if micro_batch % devices:
+    raise ConfigError(
+        f'batch_size={config.batch_size}: each of the num_accumulations='
+        f'{config.num_accumulations} micro-batches holds {micro_batch} examples, which '
+        f'does not split over the {devices} devices (jax.device_count()={devices}); use '
+        f'a batch_size divisible by {config.num_accumulations * devices}')
+
+  _check_int('num_d_steps', config.num_d_steps, 1)
+  _check_number('lr_g', config.lr_g, '> 0')
+  _check_number('lr_d', config.lr_d, '> 0')
+  _check_number('ema_decay', config.ema_decay, 'in [0, 1)')
+  _check_number('r1_gamma', config.r1_gamma, '>= 0')
+  _check_number('ortho_beta', config.ortho_beta, '>= 0')
+  _check_number('ortho_beta_d', config.ortho_beta_d, '>= 0')

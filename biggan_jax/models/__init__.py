@@ -1,0 +1,39 @@
+"""BigGAN and BigGAN-deep generators and discriminators, built from a config."""
+
+import jax.numpy as jnp
+
+from biggan_jax import config as config_lib
+from biggan_jax.models import biggan
+
+
+def _common(m):
+  return dict(sn_eps=m.sn_eps, sn_iters=m.sn_iters, weight_init=m.init,
+              dtype=jnp.dtype(m.dtype))
+
+
+def create_generator(m):
+  """The generator described by `config.model`."""
+  g_attn, _ = config_lib.attention_resolutions(m)
+  if m.family == 'biggan_deep':
+    from biggan_jax.models import biggan_deep
+    return biggan_deep.Generator(
+        resolution=m.resolution, ch=m.ch, dim_z=m.dim_z, shared_dim=m.shared_dim,
+        num_classes=m.num_classes, depth=m.g_depth, attn=g_attn,
+        bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_common(m))
+  return biggan.Generator(
+      resolution=m.resolution, ch=m.ch, dim_z=m.dim_z, shared_dim=m.shared_dim,
+      num_classes=m.num_classes, hierarchical_z=m.hierarchical_z, attn=g_attn,
+      bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_common(m))
+
+
+def create_discriminator(m):
+  """The discriminator described by `config.model`."""
+  _, d_attn = config_lib.attention_resolutions(m)
+  if m.family == 'biggan_deep':
+    from biggan_jax.models import biggan_deep
+    return biggan_deep.Discriminator(
+        resolution=m.resolution, ch=m.d_ch, num_classes=m.num_classes,
+        depth=m.d_depth, attn=d_attn, **_common(m))
+  return biggan.Discriminator(
+      resolution=m.resolution, ch=m.d_ch, num_classes=m.num_classes,
+      attn=d_attn, **_common(m))
