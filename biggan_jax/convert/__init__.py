@@ -1,0 +1,1 @@
+"""Converters from BigGAN-PyTorch, pytorch-pretrained-BigGAN and TF-Hub."""
