@@ -37,7 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
   m.resolution = 128          # 16 (CPU demos), 32, 64, 128, 256, 512.
   m.num_classes = 1000        # n_classes.
   m.ch = 96                   # G_ch: channel multiplier of G.
-  m.d_ch = m.get_ref('ch')    # D_ch: follows ch unless set.
+  m.d_ch = 0                  # D_ch; 0 = the same as ch.
   m.dim_z = 120               # dim_z; with hierarchical_z split in chunks.
   m.shared_dim = 128          # shared_dim: the shared class embedding.
   m.hierarchical_z = True     # hier: skip-z (Sec. 3, "hierarchical latents").
@@ -101,6 +101,11 @@ def _attn_resolutions(key: str, value: str) -> tuple[int, ...]:
     raise ConfigError(
         f"{key}={value!r}: give attention resolutions as '64' or '32_64' ('' for none)"
     ) from None
+
+
+def d_width(model_config) -> int:
+  """D's channel multiplier: model.d_ch, or model.ch when d_ch is 0."""
+  return model_config.d_ch or model_config.ch
 
 
 def attention_resolutions(model_config) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -220,8 +225,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_choice('model.init', m.init, INITS)
   _check_choice('model.dtype', m.dtype, DTYPES)
   _check_choice('loss', config.loss, LOSSES)
-  for key in ('ch', 'd_ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
+  for key in ('ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
     _check_int(f'model.{key}', m[key], 1)
+  _check_int('model.d_ch', m.d_ch, 0)
   if m.family == 'biggan_deep':
     _check_int('model.g_depth', m.g_depth, 1)
     _check_int('model.d_depth', m.d_depth, 1)
@@ -232,7 +238,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                    G_ATTENTION_WIDTHS[resolution], 'model.ch', m.ch,
                    f'G at model.resolution={resolution}')
   _check_attention('model.d_attn', m.d_attn, d_attn,
-                   D_ATTENTION_WIDTHS[m.family][resolution], 'model.d_ch', m.d_ch,
+                   D_ATTENTION_WIDTHS[m.family][resolution], 'model.d_ch', d_width(m),
                    f'D at model.resolution={resolution}')
 
   # BigGAN splits z into equal chunks (Sec. 3 "hierarchical latents");

@@ -32,8 +32,8 @@ def create_discriminator(m):
   if m.family == 'biggan_deep':
     from biggan_jax.models import biggan_deep
     return biggan_deep.Discriminator(
-        resolution=m.resolution, ch=m.d_ch, num_classes=m.num_classes,
+        resolution=m.resolution, ch=config_lib.d_width(m), num_classes=m.num_classes,
         depth=m.d_depth, attn=d_attn, **_common(m))
   return biggan.Discriminator(
-      resolution=m.resolution, ch=m.d_ch, num_classes=m.num_classes,
+      resolution=m.resolution, ch=config_lib.d_width(m), num_classes=m.num_classes,
       attn=d_attn, **_common(m))

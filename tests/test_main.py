@@ -1,0 +1,79 @@
+"""The command line: summary mode end to end, and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from biggan_jax import config as config_lib
+from biggan_jax import summary
+from test_config import CONFIG_FILES, REPO, load_config
+
+
+def run_main(*args):
+  return subprocess.run([sys.executable, '-m', 'biggan_jax.main', *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_summary_mode_writes_parameter_counts(tmp_path):
+  result = run_main('--config=configs/tiny.py', f'--workdir={tmp_path}', '--mode=summary')
+  assert result.returncode == 0, result.stderr
+  with open(tmp_path / 'summary.json') as f:
+    written = json.load(f)
+  g, d = written['generator_params'], written['discriminator_params']
+  assert g == sum(written['generator_modules'].values()) > 0
+  assert d == sum(written['discriminator_modules'].values()) > 0
+  assert {'shared', 'linear', 'block0', 'block2', 'attn1', 'output_conv'} <= set(
+      written['generator_modules'])  # attn1: attention after the 16x16 block.
+  assert written['model']['resolution'] == 32
+  assert written['model']['d_ch'] == 0 and written['model']['ch'] == 4
+  assert f'{g:,}' in result.stdout and f'{d:,}' in result.stdout
+
+
+@pytest.mark.parametrize('args,expected', [
+    (['--config=configs/tiny.py', '--config.model.resolution=100', '--mode=summary'],
+     'model.resolution=100'),
+    (['--config=configs/tiny.py', '--config.model.chh=8', '--mode=summary'],
+     "--config.model.chh: no such config field; did you mean 'ch'?"),
+    (['--config=configs/tiny.py', '--config.model.ch=wide', '--mode=summary'],
+     '--config.model.ch=wide'),
+    (['--config=configs/no_such_config.py', '--mode=summary'], 'configs/no_such_config.py'),
+    (['--config=setup.cfg', '--mode=summary'], '--config=setup.cfg'),
+    (['--mode=summary'], '--config'),
+    (['--config=configs/tiny.py', '--mode=train'], 'not implemented yet'),
+], ids=['bad_value', 'unknown_key', 'bad_type', 'missing_file', 'not_python', 'no_config',
+        'train'])
+def test_bad_input_is_one_line_on_stderr(args, expected, tmp_path):
+  result = run_main(f'--workdir={tmp_path}', *args)
+  assert result.returncode == 2
+  assert result.stderr.count('\n') == 1, result.stderr
+  assert result.stderr.startswith('error: ')
+  assert expected in result.stderr
+  assert not (tmp_path / 'summary.json').exists()
+
+
+# ../shared/reference/FACTS.md: BigGAN-PyTorch's parameter counts (upstream has no 512 D).
+PAPER_COUNTS = {
+    'imagenet128.py': (70_433_988, 87_982_370),
+    'imagenet256.py': (82_097_604, 99_225_890),
+    'imagenet512.py': (82_296_804, None),
+    'imagenet128_deep.py': (50_244_484, 34_590_210),
+}
+
+
+@pytest.mark.parametrize('path', CONFIG_FILES, ids=os.path.basename)
+def test_summary_of_every_config(path, tmp_path):
+  config = load_config(path)
+  written = summary.summarize(config, str(tmp_path))
+  with open(tmp_path / 'summary.json') as f:
+    assert json.load(f) == written
+  g_expected, d_expected = PAPER_COUNTS.get(os.path.basename(path), (None, None))
+  assert written['generator_params'] == (g_expected or written['generator_params']) > 0
+  assert written['discriminator_params'] == (d_expected or written['discriminator_params']) > 0
+  assert written['model'] == config.model.to_dict()
+  # Attention sits where the config asks, in G and in D.
+  g_attn, d_attn = config_lib.attention_resolutions(config.model)
+  assert sum(name.startswith('attn') for name in written['generator_modules']) == len(g_attn)
+  assert sum(name.startswith('attn') for name in written['discriminator_modules']) >= len(d_attn)
