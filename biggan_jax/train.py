@@ -1,0 +1,171 @@
+"""The training loop: mesh, state, checkpoints, the jitted step, logging.
+
+Reads top to bottom like big_vision's train.py. The step itself is in
+train_step.py; this file only moves data, calls it, and writes what a run
+leaves behind in its workdir:
+  checkpoints/<step>/{state,ema_generator,meta}   (Orbax, async)
+  metrics.jsonl, TensorBoard events, config.json
+  samples/step_<N>.png (EMA G, fixed z and classes), sigma0.png, losses.png
+"""
+
+import json
+import math
+import os
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from biggan_jax import checkpoint, ema, input_pipeline, models, sharding
+from biggan_jax import train_state, train_step, visualize
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training diverged; the last good checkpoint is kept as it is."""
+
+
+class _Preemption:
+  """Turns SIGTERM (TPU maintenance/preemption) into a flag the loop checks."""
+
+  def __init__(self):
+    self.requested = False
+    signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+
+class _JsonlWriter:
+  """metrics.jsonl: one JSON object per logging step (process 0 only)."""
+
+  def __init__(self, path):
+    self.path = path
+
+  def write(self, step, scalars):
+    if jax.process_index() == 0:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps({'step': int(step), **scalars}) + '\n')
+
+
+def _scalars(metrics, sv, step_time, config):
+  out = {k: float(v) for k, v in metrics.items()}
+  for name, values in sv.items():
+    for i, v in enumerate(np.asarray(values)):
+      out[f'sv{i}/{name}'] = float(v)
+  out.update(lr_g=config.lr_g, lr_d=config.lr_d, steps_per_sec=1.0 / step_time,
+             images_per_sec=config.batch_size * config.num_d_steps / step_time)
+  return out
+
+
+def ema_generator_variables(config, generator, state, rng):
+  """EMA G with standing statistics: what sampling and evaluation use."""
+  m = config.model
+  variables = {'params': state.ema_params, **state.ema_state}
+  micro = config.batch_size // config.num_accumulations
+  return ema.standing_stats(generator, variables, rng, num_passes=config.num_standing_stats,
+                            batch_size=micro, dim_z=m.dim_z, num_classes=m.num_classes)
+
+
+def fixed_sample_inputs(config):
+  """Fixed z and classes of the sample sheet: row r shows class r % num_classes."""
+  m, rows = config.model, config.num_sample_rows
+  z = jax.random.normal(jax.random.PRNGKey(1234), (rows * rows, m.dim_z))
+  y = (jnp.arange(rows * rows) // rows) % m.num_classes
+  return z, y.astype(jnp.int32)
+
+
+def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
+  os.makedirs(workdir, exist_ok=True)
+  preemption = _Preemption()
+  # ---------------------------------------------------------------- mesh
+  mesh = sharding.make_mesh()
+  repl = sharding.replicated(mesh)
+  logging.info('mesh: %d devices over %d processes', jax.device_count(), jax.process_count())
+
+  # ------------------------------------------------- create model and state
+  generator = models.create_generator(config.model)
+  discriminator = models.create_discriminator(config.model)
+  state = jax.jit(lambda k: train_state.create(config, generator, discriminator, k),
+                  out_shardings=repl)(jax.random.PRNGKey(config.seed))
+
+  # ------------------------------------------------------ load checkpoint
+  mngr = checkpoint.manager(os.path.join(workdir, 'checkpoints'),
+                            max_to_keep=config.max_to_keep)
+  start = 0
+  if mngr.latest_step() is not None:
+    state, meta = checkpoint.restore_state(mngr, mngr.latest_step(), state)
+    start = int(meta['data_position'])
+    logging.info('resumed from step %d', start)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  # ---------------------------------------------------------- update step
+  step_fn = jax.jit(
+      train_step.make_train_step(config, generator, discriminator,
+                                 sharding.batch_sharding(mesh, 1)),
+      in_shardings=(repl, sharding.batch_sharding(mesh, 2)),
+      out_shardings=(repl, repl), donate_argnums=0)
+  ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
+                   out_shardings=repl)
+  sample_z, sample_y = fixed_sample_inputs(config)
+  sample_fn = jax.jit(lambda v: generator.apply(v, sample_z, sample_y, train=False))
+
+  # ------------------------------------------------------------- writers
+  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top  # imports TF
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  jsonl = _JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
+  progress = periodic_actions.ReportProgress(num_train_steps=config.total_steps, writer=writer,
+                                             every_steps=config.log_every)
+
+  stats_key = jax.random.PRNGKey(config.seed + 1)
+
+  def save(step):
+    ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
+    meta = {'step': step, 'data_position': step, 'model': config.model.to_dict(),
+            'kind': 'biggan_jax.train'}
+    checkpoint.save(mngr, step, state, ema_vars, meta)
+    if jax.process_index() == 0:
+      visualize.plot_training(jsonl.path, workdir)
+
+  # ----------------------------------------------------------- train loop
+  batches = input_pipeline.create(config, start)
+  next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+  last_log, last_log_step = time.time(), start
+  for step in range(start + 1, config.total_steps + 1):
+    batch, next_batch = next_batch, None
+    state, metrics = step_fn(state, batch)
+    if step < config.total_steps:  # prefetch: transfer the next batch during the step
+      next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+    progress(step)
+    is_last = step == config.total_steps or preemption.requested
+    if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
+      metrics = jax.device_get(metrics)
+      if not all(math.isfinite(float(v)) for v in metrics.values()):
+        mngr.wait_until_finished()
+        raise NonFiniteLossError(
+            f'step {step}: non-finite loss {metrics}; stopped without saving, the last '
+            f'good checkpoint (step {mngr.latest_step()}) is kept')
+      now = time.time()
+      scalars = _scalars(metrics, jax.device_get(state.sv),
+                         (now - last_log) / (step - last_log_step), config)
+      last_log, last_log_step = now, step
+      writer.write_scalars(step, scalars)
+      jsonl.write(step, scalars)
+    if config.sample_every and (step % config.sample_every == 0 or is_last):
+      images = sample_fn(ema_fn(state, jax.random.fold_in(stats_key, step)))
+      if jax.process_index() == 0:
+        visualize.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'),
+                                  rows=config.num_sample_rows)
+    if step % config.checkpoint_every == 0 or is_last:
+      save(step)
+    if preemption.requested:
+      logging.warning('SIGTERM: saved a checkpoint at step %d, exiting', step)
+      break
+  mngr.wait_until_finished()
+  writer.flush()
+  return state
