@@ -1,0 +1,30 @@
+"""BigGAN on ImageNet 512x512 (Brock et al. 2019, Sec. 4.1).
+
+    python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/imagenet512
+
+Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
+model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no
+512 D to compare D against).
+
+The paper's 128x128 settings (configs/imagenet128.py) with dim_z 128 (8
+hierarchical chunks of 16) and self-attention at 64x64 in G and D.
+
+What the paper reached: see Table 2 of the paper (BigGAN, 512x512) for IS and
+FID along the truncation sweep.
+"""
+
+from biggan_jax import config as config_lib
+
+
+def get_config():
+  config = config_lib.base_config()
+  m = config.model
+  m.family = 'biggan'
+  m.resolution = 512
+  m.ch = 96
+  m.dim_z = 128
+  m.shared_dim = 128
+  m.g_attn = '64'
+  m.d_attn = '64'
+  config.dataset.name = 'imagenet2012'
+  return config
