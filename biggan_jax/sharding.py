@@ -9,8 +9,9 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 
-def make_mesh() -> Mesh:
-  return Mesh(np.asarray(jax.devices()), ('data',))
+def make_mesh(devices=None) -> Mesh:
+  """A 1-D 'data' mesh over `devices` (default: all devices of all hosts)."""
+  return Mesh(np.asarray(jax.devices() if devices is None else devices), ('data',))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
