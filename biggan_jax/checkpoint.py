@@ -8,9 +8,8 @@ Each step directory holds three items:
 - 'meta': JSON with the model config and the data position.
 """
 
-import os
-
 import jax
+from etils import epath
 import orbax.checkpoint as ocp
 
 ITEMS = ('state', 'ema_generator', 'meta')
@@ -25,8 +24,10 @@ def manager(directory: str, *, max_to_keep: int | None = None,
   options = ocp.CheckpointManagerOptions(
       max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
       enable_async_checkpointing=not read_only)
-  return ocp.CheckpointManager(os.path.abspath(directory), item_names=ITEMS,
-                               options=options)
+  directory = epath.Path(directory)
+  if '://' not in str(directory):
+    directory = directory.absolute()
+  return ocp.CheckpointManager(directory, item_names=ITEMS, options=options)
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, ema_generator, meta: dict):
@@ -47,7 +48,7 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, target):
 
 def restore_ema_generator(directory: str, step: int | None = None):
   """(meta, variables) of the EMA generator, without D or optimiser state."""
-  if not os.path.isdir(directory):
+  if not epath.Path(directory).is_dir():
     raise CheckpointError(f'{directory}: no such checkpoint directory')
   mngr = manager(directory, read_only=True)
   step = mngr.latest_step() if step is None else step

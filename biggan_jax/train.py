@@ -10,7 +10,6 @@ leaves behind in its workdir:
 
 import json
 import math
-import os
 import signal
 import time
 
@@ -18,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
+from etils import epath
 
 from biggan_jax import checkpoint, ema, input_pipeline, models, sharding
 from biggan_jax import train_state, train_step, visualize
@@ -40,15 +40,30 @@ class _Preemption:
 
 
 class _JsonlWriter:
-  """metrics.jsonl: one JSON object per logging step (process 0 only)."""
+  """metrics.jsonl: one JSON object per logging step (process 0 only).
 
-  def __init__(self, path):
+  Local files are appended to at once; object stores (gs://) cannot append,
+  so there the file is rewritten whole at `flush()` (every checkpoint).
+  """
+
+  def __init__(self, path: epath.Path):
     self.path = path
+    self.local = '://' not in str(path)
+    self.rows = [] if self.local or not path.exists() else path.read_text().splitlines()
 
   def write(self, step, scalars):
-    if jax.process_index() == 0:
-      with open(self.path, 'a') as f:
-        f.write(json.dumps({'step': int(step), **scalars}) + '\n')
+    if jax.process_index() != 0:
+      return
+    line = json.dumps({'step': int(step), **scalars})
+    if self.local:
+      with self.path.open('a') as f:
+        f.write(line + '\n')
+    else:
+      self.rows.append(line)
+
+  def flush(self):
+    if jax.process_index() == 0 and not self.local:
+      self.path.write_text('\n'.join(self.rows) + '\n')
 
 
 def _scalars(metrics, sv, step_time, config):
@@ -59,6 +74,14 @@ def _scalars(metrics, sv, step_time, config):
   out.update(lr_g=config.lr_g, lr_d=config.lr_d, steps_per_sec=1.0 / step_time,
              images_per_sec=config.batch_size * config.num_d_steps / step_time)
   return out
+
+
+def _print_progress(step, total, s):
+  if jax.process_index() == 0:
+    eta = int((total - step) / max(s['steps_per_sec'], 1e-9))
+    print(f"step {step}/{total} | {s['images_per_sec']:.1f} img/s | "
+          f"D {s['d_loss_real'] + s['d_loss_fake']:.3f} G {s['g_loss']:.3f} | "
+          f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s", flush=True)
 
 
 def ema_generator_variables(config, generator, state, rng):
@@ -79,7 +102,9 @@ def fixed_sample_inputs(config):
 
 
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
-  os.makedirs(workdir, exist_ok=True)
+  """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir."""
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
   preemption = _Preemption()
   # ---------------------------------------------------------------- mesh
   mesh = sharding.make_mesh()
@@ -93,7 +118,7 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
                   out_shardings=repl)(jax.random.PRNGKey(config.seed))
 
   # ------------------------------------------------------ load checkpoint
-  mngr = checkpoint.manager(os.path.join(workdir, 'checkpoints'),
+  mngr = checkpoint.manager(workdir / 'checkpoints',
                             max_to_keep=config.max_to_keep)
   start = 0
   if mngr.latest_step() is not None:
@@ -101,8 +126,7 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     start = int(meta['data_position'])
     logging.info('resumed from step %d', start)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
 
   # ---------------------------------------------------------- update step
   step_fn = jax.jit(
@@ -116,11 +140,10 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   sample_fn = jax.jit(lambda v: generator.apply(v, sample_z, sample_y, train=False))
 
   # ------------------------------------------------------------- writers
-  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top  # imports TF
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-  jsonl = _JsonlWriter(os.path.join(workdir, 'metrics.jsonl'))
-  progress = periodic_actions.ReportProgress(num_train_steps=config.total_steps, writer=writer,
-                                             every_steps=config.log_every)
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top  # imports TF
+  writer = metric_writers.create_default_writer(str(workdir),
+                                                just_logging=jax.process_index() > 0)
+  jsonl = _JsonlWriter(workdir / 'metrics.jsonl')
 
   stats_key = jax.random.PRNGKey(config.seed + 1)
 
@@ -129,6 +152,7 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     meta = {'step': step, 'data_position': step, 'model': config.model.to_dict(),
             'kind': 'biggan_jax.train'}
     checkpoint.save(mngr, step, state, ema_vars, meta)
+    jsonl.flush()
     if jax.process_index() == 0:
       visualize.plot_training(jsonl.path, workdir)
 
@@ -141,8 +165,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     state, metrics = step_fn(state, batch)
     if step < config.total_steps:  # prefetch: transfer the next batch during the step
       next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
-    progress(step)
-    is_last = step == config.total_steps or preemption.requested
+    preempted = preemption.requested  # read once: SIGTERM may land at any moment
+    is_last = step == config.total_steps or preempted
     if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
       metrics = jax.device_get(metrics)
       if not all(math.isfinite(float(v)) for v in metrics.values()):
@@ -156,14 +180,17 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
       last_log, last_log_step = now, step
       writer.write_scalars(step, scalars)
       jsonl.write(step, scalars)
+      _print_progress(step, config.total_steps, scalars)
     if config.sample_every and (step % config.sample_every == 0 or is_last):
       images = sample_fn(ema_fn(state, jax.random.fold_in(stats_key, step)))
       if jax.process_index() == 0:
-        visualize.save_image_grid(images, os.path.join(workdir, 'samples', f'step_{step:07d}.png'),
+        visualize.save_image_grid(images, workdir / 'samples' / f'step_{step:07d}.png',
                                   rows=config.num_sample_rows)
+      last_log, last_log_step = time.time(), step
     if step % config.checkpoint_every == 0 or is_last:
       save(step)
-    if preemption.requested:
+      last_log, last_log_step = time.time(), step  # keep saving out of steps/s
+    if preempted:
       logging.warning('SIGTERM: saved a checkpoint at step %d, exiting', step)
       break
   mngr.wait_until_finished()

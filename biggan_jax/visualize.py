@@ -1,9 +1,9 @@
 """PNG sample sheets and the paper's training plots (Fig. 3: σ0 over time)."""
 
 import json
-import os
 
 import numpy as np
+from etils import epath
 
 
 def to_uint8(images) -> np.ndarray:
@@ -24,20 +24,28 @@ def image_grid(images, rows: int) -> np.ndarray:
   return sheet
 
 
-def save_image_grid(images, path: str, rows: int) -> None:
+def save_image_grid(images, path, rows: int) -> None:
+  """Writes a PNG sheet to a local path or gs://."""
   from PIL import Image
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  Image.fromarray(image_grid(images, rows)).save(path)
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open('wb') as f:
+    Image.fromarray(image_grid(images, rows)).save(f, format='PNG')
 
 
-def read_jsonl(path: str) -> list[dict]:
-  if not os.path.exists(path):
+def read_jsonl(path) -> list[dict]:
+  path = epath.Path(path)
+  if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_training(metrics_path: str, out_dir: str) -> list[str]:
+def _save_figure(fig, path) -> None:
+  with epath.Path(path).open('wb') as f:
+    fig.savefig(f, format='png', dpi=80)
+
+
+def plot_training(metrics_path, out_dir) -> list[str]:
   """Writes sigma0.png (σ0 of every G and D layer over steps) and losses.png."""
   import matplotlib
   matplotlib.use('Agg')
@@ -55,8 +63,8 @@ def plot_training(metrics_path: str, out_dir: str) -> list[str]:
       ax.set_title(f'{net}: σ0 of each layer')
       ax.set_xlabel('step')
     fig.tight_layout()
-    written.append(os.path.join(out_dir, 'sigma0.png'))
-    fig.savefig(written[-1], dpi=80)
+    written.append(str(epath.Path(out_dir) / 'sigma0.png'))
+    _save_figure(fig, written[-1])
     plt.close(fig)
   loss_keys = ('d_loss_real', 'd_loss_fake', 'g_loss')
   loss_rows = [r for r in rows if 'g_loss' in r]
@@ -67,7 +75,7 @@ def plot_training(metrics_path: str, out_dir: str) -> list[str]:
     ax.legend()
     ax.set_xlabel('step')
     fig.tight_layout()
-    written.append(os.path.join(out_dir, 'losses.png'))
-    fig.savefig(written[-1], dpi=80)
+    written.append(str(epath.Path(out_dir) / 'losses.png'))
+    _save_figure(fig, written[-1])
     plt.close(fig)
   return written
