@@ -67,8 +67,9 @@ class _JsonlWriter:
 
 
 def _scalars(metrics, sv, step_time, config):
+  """Everything logged at a logging step; `sv` is None between trackings."""
   out = {k: float(v) for k, v in metrics.items()}
-  for name, values in sv.items():
+  for name, values in (sv or {}).items():
     for i, v in enumerate(np.asarray(values)):
       out[f'sv{i}/{name}'] = float(v)
   out.update(lr_g=config.lr_g, lr_d=config.lr_d, steps_per_sec=1.0 / step_time,
@@ -175,7 +176,8 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
             f'step {step}: non-finite loss {metrics}; stopped without saving, the last '
             f'good checkpoint (step {mngr.latest_step()}) is kept')
       now = time.time()
-      scalars = _scalars(metrics, jax.device_get(state.sv),
+      tracked = (step - 1) % config.sv_every == 0  # the step that ran the tracker
+      scalars = _scalars(metrics, jax.device_get(state.sv) if tracked else None,
                          (now - last_log) / (step - last_log_step), config)
       last_log, last_log_step = now, step
       writer.write_scalars(step, scalars)
