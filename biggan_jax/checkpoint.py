@@ -54,6 +54,10 @@ def restore_ema_generator(directory: str, step: int | None = None):
   step = mngr.latest_step() if step is None else step
   if step is None:
     raise CheckpointError(f'{directory}: no checkpoint in it (was the run saved?)')
+  # A pod's checkpoint names devices this machine lacks: restore onto one local
+  # device when the saved sharding cannot be rebuilt here.
+  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   out = mngr.restore(step, args=ocp.args.Composite(
-      ema_generator=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+      ema_generator=ocp.args.StandardRestore(fallback_sharding=local),
+      meta=ocp.args.JsonRestore()))
   return out['meta'], out['ema_generator']

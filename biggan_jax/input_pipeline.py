@@ -10,6 +10,8 @@ same stream from its checkpointed position.
 stripe pattern plus noise) for tests and benchmarks.
 """
 
+import itertools
+
 import jax
 import numpy as np
 
@@ -46,13 +48,16 @@ def fake_batch(config, step: int, process_index: int) -> dict:
           'label': labels[:, :, rows].astype(np.int32)}
 
 
-def create(config, start_step: int):
-  """Iterator of host-local batches starting at `start_step`."""
+def check(config) -> None:
+  """Fails fast (before any model is built) on a dataset that cannot be read."""
   if config.dataset.name != 'fake':
     raise DatasetError(
         f"dataset.name={config.dataset.name!r}: only 'fake' can train yet; TFDS and "
         "image-folder pipelines are not implemented in this version")
-  step = start_step
-  while True:
-    yield fake_batch(config, step, jax.process_index())
-    step += 1
+
+
+def create(config, start_step: int):
+  """Iterator of host-local batches starting at `start_step`."""
+  check(config)
+  return (fake_batch(config, step, jax.process_index())
+          for step in itertools.count(start_step))

@@ -9,8 +9,8 @@ config value stops the run before anything is built, with one line
 examples/imagenet/main.py): the work lives in the modules `main` dispatches to.
 """
 
+import glob
 import logging
-import os
 import re
 import sys
 
@@ -90,8 +90,8 @@ def _init_distributed() -> None:
             'give all three (or none on Cloud TPU, where JAX finds them itself)')
     jax.distributed.initialize(_COORDINATOR_ADDRESS.value, _NUM_PROCESSES.value,
                                _PROCESS_ID.value)
-  elif os.environ.get('TPU_WORKER_HOSTNAMES', '').count(',') > 0:
-    jax.distributed.initialize()  # a multi-host Cloud TPU slice.
+  elif glob.glob('/dev/accel*') or glob.glob('/dev/vfio/[0-9]*'):
+    jax.distributed.initialize()  # Cloud TPU VM: JAX reads the slice from metadata.
 
 
 def main(argv: list[str]) -> None:

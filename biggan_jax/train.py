@@ -105,6 +105,7 @@ def fixed_sample_inputs(config):
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir."""
   workdir = epath.Path(workdir)
+  input_pipeline.check(config)
   workdir.mkdir(parents=True, exist_ok=True)
   preemption = _Preemption()
   # ---------------------------------------------------------------- mesh

@@ -42,9 +42,12 @@ def test_summary_mode_writes_parameter_counts(tmp_path):
     (['--config=configs/no_such_config.py', '--mode=summary'], 'configs/no_such_config.py'),
     (['--config=setup.cfg', '--mode=summary'], '--config=setup.cfg'),
     (['--mode=summary'], '--config'),
-    (['--config=configs/tiny.py', '--mode=train'], 'not implemented yet'),
+    (['--config=configs/tiny.py', '--coordinator_address=127.0.0.1:1', '--mode=train'],
+     'go together'),
+    (['--config=configs/imagenet128.py', '--mode=train', '--config.dataset.name=nope'],
+     "dataset.name='nope'"),
 ], ids=['bad_value', 'unknown_key', 'bad_type', 'missing_file', 'not_python', 'no_config',
-        'train'])
+        'partial_multihost_flags', 'unreadable_dataset'])
 def test_bad_input_is_one_line_on_stderr(args, expected, tmp_path):
   result = run_main(f'--workdir={tmp_path}', *args)
   assert result.returncode == 2
