@@ -50,8 +50,8 @@ _WARMUP = flags.DEFINE_integer('warmup', 2, 'Untimed iterations after compilatio
 _WRITE = flags.DEFINE_bool('write', False, 'Append the row to benchmarks/README.md.')
 
 COLUMNS = ('date', 'device', 'config', 'res', 'ch', 'batch', 'D steps', 'dtype', 'compile s',
-           'GFLOP/it', 'step ms', 'G+D it/s', 'images/s', 'TFLOP/s', 'peak memory', 'jax',
-           'command')
+           'GFLOP/it', 'step ms', 'G+D it/s', 'images/s', 'TFLOP/s', 'SV ms',
+           'SV % of step', 'peak memory', 'jax', 'command')
 
 
 def device_name() -> str:
@@ -120,10 +120,29 @@ def benchmark(config, *, steps: int, warmup: int) -> dict:
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
   step_s = statistics.median(times)
+  sv_s = time_sv_tracker(state, steps)
   return dict(compile_s=compile_s, flops=flops, step_s=step_s, iterations_per_s=1.0 / step_s,
+              sv_s=sv_s, sv_amortised=sv_s / config.sv_every / step_s,
               images_per_s=config.batch_size * config.num_d_steps / step_s,
               peak_memory_bytes=peak_memory_bytes(), times=times,
               metrics={k: float(v) for k, v in jax.device_get(metrics).items()})
+
+
+def time_sv_tracker(state, calls: int) -> float:
+  """Median seconds of one singular-value tracking of all of G and D.
+
+  The step runs it under lax.cond every `sv_every` steps, so the timed steps
+  above (none of them a multiple of sv_every) exclude it; its amortised cost
+  is sv / sv_every / step.
+  """
+  track = jax.jit(train_state.track_singular_values)
+  jax.block_until_ready(track(state.g_params, state.d_params))
+  times = []
+  for _ in range(calls):
+    start = time.perf_counter()
+    jax.block_until_ready(track(state.g_params, state.d_params))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
 
 
 def _gflop(flops) -> str:
@@ -143,6 +162,8 @@ def markdown_row(config, result, config_path: str, command: str) -> str:
            f'{1000 * result["step_s"]:.0f}',
            f'{result["iterations_per_s"]:.3g}', f'{result["images_per_s"]:.3g}',
            'n/a' if result['flops'] is None else f'{result["flops"] / result["step_s"] / 1e12:.3g}',
+           f'{1000 * result["sv_s"]:.0f}',
+           f'{100 * result["sv_amortised"]:.2g} (every {config.sv_every})',
            _format_bytes(result['peak_memory_bytes']), jax.__version__, f'`{command}`')
   return '| ' + ' | '.join(str(c) for c in cells) + ' |'
 

@@ -64,10 +64,11 @@ def _pre_bn_bias(path):
 def test_8_devices_match_1_device():
   """Cross-replica BN + all-reduced grads: the mesh changes nothing numerically.
 
-  Every weight agrees to rel 1e-5, except G's pre-BN conv biases: BN removes
-  them, so their gradient is rounding noise (~1e-9) that Adam (β1 = 0) turns
-  into steps of size lr whichever the device count. For those the test
-  checks that they moved by no more than Adam's bound, num_steps * lr.
+  Every weight and statistic agrees to rel 1e-5, except G's pre-BN conv
+  biases: BN removes them, so their gradient is rounding noise (~1e-9) that
+  Adam (β1 = 0) turns into steps of size lr whichever the device count. For
+  those the test checks Adam's bound, num_steps * lr per step taken; the BN
+  running means that record those biases get the same bound.
   """
   from flax import traverse_util
   config = tiny_config()
@@ -83,7 +84,9 @@ def test_8_devices_match_1_device():
     b = traverse_util.flatten_dict(getattr(eight, tree))
     for path, x in a.items():
       x, y = np.asarray(x), np.asarray(b[path])
-      if tree == 'g_params' and _pre_bn_bias(path):
+      bias_noise = ((tree == 'g_params' and _pre_bn_bias(path))
+                    or (tree == 'g_state' and path[-1] == 'mean'))
+      if bias_noise:
         assert np.abs(x - y).max() <= 2 * steps * config.lr_g, path
       else:
         assert np.abs(x - y).max() <= 1e-5 * np.abs(x).max() + 1e-9, (tree, path)

@@ -88,8 +88,9 @@ def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
     collection, path, kind = _flax_entry(name)
     flat[(collection, *path)] = _to_flax(kind, np.asarray(value, np.float32))
   want = traverse_util.flatten_dict(dict(expected))
-  if generator and ('params', 'linear', 'kernel') in want:
-    _nchw_linear_to_nhwc(flat, want[('params', 'linear', 'kernel')].shape[1] // 16)
+  if generator and ('params', 'linear', 'kernel') in flat:
+    # The checkpoint's own width: a mismatch is reported by the shape check below.
+    _nchw_linear_to_nhwc(flat, flat[('params', 'linear', 'kernel')].shape[1] // 16)
   missing = sorted('/'.join(k) for k in want.keys() - flat.keys())
   unused = sorted('/'.join(k) for k in flat.keys() - want.keys())
   if missing or unused:
