@@ -117,12 +117,8 @@ class Generator(nn.Module):
   def __call__(self, z: Array, y: Array | None = None, *, train: bool,
                y_embed: Array | None = None) -> Array:
     """`y` are class ids; or pass `y_embed` (e.g. interpolated embeddings)."""
-    shared = nn.Embed(self.num_classes, self.shared_dim, name='shared',
-                      embedding_init=layers.kernel_init(self.weight_init))
-    if y_embed is None:
-      y_embed = shared(y)
-    elif self.is_initializing():
-      shared(jnp.zeros((1,), jnp.int32))
+    y_embed = layers.SharedEmbedding(self.num_classes, self.shared_dim, self.weight_init,
+                                     name='shared')(y, y_embed)
     sn = dict(weight_init=self.weight_init, sn_eps=self.sn_eps, sn_iters=self.sn_iters)
     conv = functools.partial(layers.SNConv, dtype=self.dtype, **sn)
     bn = functools.partial(layers.ConditionalBatchNorm, self.bn_eps,

@@ -157,6 +157,23 @@ class SNEmbed(nn.Module):
     return jnp.take(table, y, axis=0)
 
 
+class SharedEmbedding(nn.Module):
+  """G's shared class embedding (Sec. 3), the one G weight without SN.
+
+  Returns `y_embed` when given (e.g. interpolated embeddings), else the rows
+  of `y`; the table exists either way, so init never depends on the path.
+  """
+  num_classes: int
+  features: int
+  weight_init: str = 'ortho'
+
+  @nn.compact
+  def __call__(self, y: Array | None, y_embed: Array | None = None) -> Array:
+    table = self.param('embedding', kernel_init(self.weight_init),
+                       (self.num_classes, self.features))
+    return jnp.take(table, y, axis=0) if y_embed is None else y_embed
+
+
 # -------------------------------------------------------------- batchnorm
 class BatchStats(nn.Module):
   """Normalises x over (N, H, W) and keeps BigGAN's running statistics.
