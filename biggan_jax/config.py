@@ -20,6 +20,7 @@ FAMILIES = ('biggan', 'biggan_deep')
 INITS = ('ortho', 'N02', 'xavier')
 DTYPES = ('float32', 'bfloat16')
 LOSSES = ('hinge', 'non_saturating', 'wasserstein')
+RESIZE_METHODS = ('bilinear', 'bicubic', 'area')  # tf.image.resize, antialias=True.
 
 
 class ConfigError(ValueError):
@@ -62,9 +63,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.b2_g = 0.999
   c.b1_d = 0.0
   c.b2_d = 0.999
-  c.adam_eps = 1e-6
+  c.eps_g = 1e-6              # Adam eps (BigGAN-PyTorch's launch scripts: 1e-6).
+  c.eps_d = 1e-6
   c.loss = 'hinge'            # 'hinge', 'non_saturating' or 'wasserstein'.
-  c.r1_gamma = 0.0            # R1 penalty weight on real data; 0 = off (paper tried 10).
+  c.r1 = False                # R1 zero-centred gradient penalty on real data (Sec. 4.2).
+  c.r1_gamma = 10.0           # its weight γ when r1 is on (the paper tried 10).
   c.ortho_beta = 1e-4         # modified orthogonal regularisation on G (Sec. 3.1).
   c.ortho_beta_d = 0.0        # the same on D; 0 = off.
   c.ortho_reference_grad = False  # True: BigGAN-PyTorch's gradient (half the paper's).
@@ -89,6 +92,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.data_dir = ml_collections.FieldReference(None, field_type=str)
   c.dataset.random_flip = True
   c.dataset.shuffle_buffer = 10_000
+  # TFDS data_dir (None: ~/tensorflow_datasets); for 'image_folder' the ROOT
+  # of ROOT/split/label/image.jpg. random_flip: horizontal, p = 1/2.
+  # shuffle_buffer: TFDS records shuffled per host and epoch (image folders
+  # draw a full permutation of their files every epoch instead).
+  c.dataset.resize_method = 'bilinear'  # antialiased, as PIL in BigGAN-PyTorch; 'bicubic', 'area'.
   return c
 
 
@@ -267,9 +275,25 @@ def validate(config: ml_collections.ConfigDict) -> None:
         f'does not split over the {devices} devices (jax.device_count()={devices}); use '
         f'a batch_size divisible by {config.num_accumulations * devices}')
 
+  d = config.dataset
+  if not isinstance(d.name, str) or not d.name:
+    raise ConfigError(f"dataset.name={d.name!r}: give a TFDS name, 'image_folder' or 'fake'")
+  if not isinstance(d.split, str) or not d.split:
+    raise ConfigError(f"dataset.split={d.split!r}: give a split name such as 'train'")
+  if d.name == 'image_folder' and not d.data_dir:
+    raise ConfigError(
+        f"dataset.data_dir={d.data_dir!r}: dataset.name='image_folder' reads "
+        'ROOT/SPLIT/LABEL/IMAGE.jpg; set --config.dataset.data_dir=ROOT')
+  if not isinstance(d.random_flip, bool):
+    raise ConfigError(f'dataset.random_flip={d.random_flip!r}: must be True or False')
+  _check_int('dataset.shuffle_buffer', d.shuffle_buffer, 1)
+  _check_choice('dataset.resize_method', d.resize_method, RESIZE_METHODS)
+
   _check_int('num_d_steps', config.num_d_steps, 1)
   _check_number('lr_g', config.lr_g, '> 0')
   _check_number('lr_d', config.lr_d, '> 0')
+  _check_number('eps_g', config.eps_g, '> 0')
+  _check_number('eps_d', config.eps_d, '> 0')
   _check_number('ema_decay', config.ema_decay, 'in [0, 1)')
   _check_number('r1_gamma', config.r1_gamma, '>= 0')
   _check_number('ortho_beta', config.ortho_beta, '>= 0')

@@ -32,8 +32,8 @@ class TrainState:
 
 def optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
   """Adam per network with its own lr and betas (paper: β1 = 0, β2 = 0.999)."""
-  g_tx = optax.adam(config.lr_g, b1=config.b1_g, b2=config.b2_g, eps=config.adam_eps)
-  d_tx = optax.adam(config.lr_d, b1=config.b1_d, b2=config.b2_d, eps=config.adam_eps)
+  g_tx = optax.adam(config.lr_g, b1=config.b1_g, b2=config.b2_g, eps=config.eps_g)
+  d_tx = optax.adam(config.lr_d, b1=config.b1_d, b2=config.b2_d, eps=config.eps_d)
   return g_tx, d_tx
 
 

@@ -67,7 +67,7 @@ def make_train_step(config, generator, discriminator, latent_sharding):
     loss = loss_real + loss_fake
     metrics = dict(d_loss_real=loss_real, d_loss_fake=loss_fake,
                    d_real=d_real.mean(), d_fake=d_fake.mean())
-    if config.r1_gamma > 0:
+    if config.r1:
       d_fn = lambda xs: discriminator.apply({'params': d_params, **d_new}, xs, y,
                                             train=False)
       metrics['r1'] = losses.r1_penalty(d_fn, x)

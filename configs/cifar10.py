@@ -41,7 +41,7 @@ def get_config():
   config.num_d_steps = 4
   config.lr_g = 2e-4
   config.lr_d = 2e-4
-  config.adam_eps = 1e-8
+  config.eps_g = config.eps_d = 1e-8
   config.ortho_beta = 0.0
   config.ema_start = 1_000
   config.total_steps = 125_000

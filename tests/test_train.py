@@ -95,7 +95,7 @@ def test_8_devices_match_1_device():
 
 
 def test_options_train_and_stay_finite():
-  config = tiny_config(loss='non_saturating', r1_gamma=10.0, ortho_beta_d=1e-4,
+  config = tiny_config(loss='non_saturating', r1=True, ortho_beta_d=1e-4,
                        num_accumulations=2, num_d_steps=1, batch_size=16)
   state, history = run_steps(config, sharding.make_mesh(), 1)
   assert all(np.isfinite(v) for v in history[-1].values())
