@@ -10,10 +10,17 @@ and match every output. Conventions handled here:
 - module names: blocks.i.0 -> block{i}, blocks.i.1 -> attn{i},
   output_layer.0/.2 -> output_bn/output_conv, bnK.stored_* -> bnK/stats/*.
 
-Inputs are name -> numpy array mappings, so nothing here needs torch.
+The mapping takes name -> numpy array mappings; only `convert_folder` (the
+`python -m biggan_jax.convert --source=biggan-pytorch` path, reading .pth
+files) imports torch.
 """
 
+import collections
+import io
+import pathlib
+import pickle
 import re
+import zipfile
 from typing import Any, Mapping
 
 import jax
@@ -130,3 +137,207 @@ def expected_variables(module, *inputs) -> dict:
   """The variables `module` would have, as ShapeDtypeStructs (no allocation)."""
   return jax.eval_shape(
       lambda: module.init({'params': jax.random.key(0)}, *inputs, train=False))
+
+
+# ---------------------------------------------------------------------------
+# A BigGAN-PyTorch weights folder (weights/<run>/ as its train.py writes it).
+# ---------------------------------------------------------------------------
+
+GENERATOR_FILES = ('G_ema.pth', 'G.pth')  # the EMA G is what upstream samples from.
+# Constructor arguments the mapping depends on; the rest of the run config is ignored.
+_REQUIRED_CONFIG = ('G_ch', 'dim_z', 'resolution', 'n_classes')
+
+
+class _Opaque:
+  """Stands in for every object of a pickled run config that is not plain data.
+
+  Upstream's state_dict.pth pickles the whole run config, including
+  `G_activation` (an nn.ReLU, which torch 1.x's format stores with its source
+  code) and numpy scalars (best_IS, best_FID). We need only its plain values,
+  so every class or function the pickle names unpickles to this inert stub:
+  no code from the file runs (unlike torch.load(weights_only=False)).
+  """
+
+  def __new__(cls, *args, **kwargs):
+    del args, kwargs
+    return object.__new__(cls)
+
+  def __init__(self, *args, **kwargs):
+    self.args, self.kwargs = args, kwargs
+
+  def __setstate__(self, state):
+    self.state = state
+
+  def __setitem__(self, key, value):
+    pass
+
+  def append(self, value):
+    pass
+
+  def extend(self, values):
+    pass
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+  """Unpickles containers and scalars; any other global or storage is `_Opaque`."""
+  _SAFE = {('collections', 'OrderedDict'): collections.OrderedDict}
+
+  def find_class(self, module, name):
+    return self._SAFE.get((module, name), _Opaque)
+
+  def persistent_load(self, pid):
+    # A storage, or (torch 1.x) a module class saved with its source code.
+    del pid
+    return _Opaque
+
+
+_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c  # torch.serialization.MAGIC_NUMBER
+
+
+def _read_run_state(path: pathlib.Path) -> Any:
+  """state_dict.pth (either of torch's formats) with non-plain objects stubbed."""
+  try:
+    if zipfile.is_zipfile(path):
+      with zipfile.ZipFile(path) as archive:
+        data = next((n for n in archive.namelist() if n.endswith('/data.pkl')), None)
+        if data is None:
+          raise ValueError('no data.pkl in the archive')
+        return _PlainDataUnpickler(io.BytesIO(archive.read(data))).load()
+    with open(path, 'rb') as f:
+      unpickler = _PlainDataUnpickler(f)
+      if unpickler.load() != _LEGACY_MAGIC:
+        raise ValueError('not a torch.save file')
+      unpickler.load()  # protocol version
+      unpickler.load()  # sys_info
+      return unpickler.load()
+  except Exception as e:  # pylint: disable=broad-except  # any malformed pickle.
+    raise ConversionError(f'{path}: cannot read it ({type(e).__name__}: {str(e)[:200]}); '
+                          'is the file complete?') from None
+
+
+def _torch_load(path: pathlib.Path) -> Any:
+  """A weights file: torch.load(weights_only=True), tensors and containers only."""
+  import torch  # pylint: disable=g-import-not-at-top
+  try:
+    return torch.load(path, map_location='cpu', weights_only=True)
+  except Exception as e:  # pylint: disable=broad-except  # torch raises many kinds.
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    detail = next((l for l in lines if 'WeightsUnpickler' in l or 'failed' in l),
+                  lines[-1] if lines else '')
+    raise ConversionError(f'{path}: cannot read it ({type(e).__name__}: {detail[:200]}); '
+                          'is the file complete?') from None
+
+
+def _state_dict_arrays(obj: Any, path: pathlib.Path) -> dict[str, np.ndarray]:
+  """A torch state dict (name -> tensor) as name -> float32 numpy arrays."""
+  import torch  # pylint: disable=g-import-not-at-top
+  if not isinstance(obj, Mapping) or not obj:
+    raise ConversionError(f'{path}: not a state dict (name -> tensor)')
+  arrays = {}
+  for name, value in obj.items():
+    if not isinstance(value, torch.Tensor):
+      raise ConversionError(f'{path}: entry {name!r} is a {type(value).__name__}, not a tensor')
+    arrays[str(name)] = value.detach().to(torch.float32).numpy()
+  return arrays
+
+
+def _describe_other_format(folder: pathlib.Path, names: set[str]) -> str | None:
+  """What `folder` is, if it is some other source format we recognise."""
+  if 'pytorch_model.bin' in names or ('config.json' in names and 'model.safetensors' in names):
+    return ('looks like a pytorch-pretrained-BigGAN (huggingface) folder (config.json, '
+            'pytorch_model.bin): use --source=huggingface')
+  if {'saved_model.pb', 'tfhub_module.pb'} & names or (folder / 'variables').is_dir():
+    return 'looks like a TF-Hub module (saved_model.pb, variables/): use --source=tfhub'
+  if 'meta.json' in names:
+    return 'is already a converted biggan_jax checkpoint directory'
+  return None
+
+
+def read_folder(folder) -> dict[str, Any]:
+  """Reads a BigGAN-PyTorch weights folder.
+
+  Returns {'config': run config dict, 'generator': name -> array, 'generator_file',
+  'discriminator': name -> array or None, 'itr': int or None}. Raises
+  ConversionError (one line) for anything that is not such a folder.
+  """
+  folder = pathlib.Path(folder)
+  if not folder.is_dir():
+    raise ConversionError(f'--input={folder}: no such directory')
+  names = {p.name for p in folder.iterdir()}
+  g_file = next((n for n in GENERATOR_FILES if n in names), None)
+  if g_file is None:
+    other = _describe_other_format(folder, names)
+    if other:
+      raise ConversionError(f'--input={folder} {other}, not a BigGAN-PyTorch weights folder')
+    if 'D.pth' in names:
+      raise ConversionError(
+          f'--input={folder} holds only a discriminator (D.pth); a generator '
+          f'({" or ".join(GENERATOR_FILES)}) is needed')
+    raise ConversionError(
+        f'--input={folder}: no {" or ".join(GENERATOR_FILES)}; expected a BigGAN-PyTorch '
+        'weights folder (weights/<run>/ as its train.py writes it)')
+  if 'state_dict.pth' not in names:
+    raise ConversionError(
+        f"--input={folder}: no state_dict.pth, whose 'config' entry gives the architecture")
+  state = _read_run_state(folder / 'state_dict.pth')
+  cfg = state.get('config') if isinstance(state, Mapping) else None
+  if not isinstance(cfg, Mapping):
+    raise ConversionError(f"{folder / 'state_dict.pth'}: no 'config' entry (the run's "
+                          'hyperparameters); is this a BigGAN-PyTorch state_dict.pth?')
+  missing = [k for k in _REQUIRED_CONFIG if not isinstance(cfg.get(k), (int, str))]
+  if missing:
+    raise ConversionError(f"{folder / 'state_dict.pth'}: its config lacks {missing}")
+  itr = state.get('itr')
+  return dict(
+      config=dict(cfg),
+      generator=_state_dict_arrays(_torch_load(folder / g_file), folder / g_file),
+      generator_file=g_file,
+      discriminator=(_state_dict_arrays(_torch_load(folder / 'D.pth'), folder / 'D.pth')
+                     if 'D.pth' in names else None),
+      itr=int(itr) if isinstance(itr, int) else None)
+
+
+def _check_supported(cfg: Mapping[str, Any]) -> None:
+  """Upstream options biggan_jax's BigGAN does not implement: say so up front."""
+  unsupported = []
+  if not cfg.get('G_shared', True):
+    unsupported.append('G_shared=False (per-BN class embeddings)')
+  for key in ('G_nl', 'D_nl'):
+    if cfg.get(key, 'relu') not in ('relu', 'inplace_relu', 'ir'):
+      unsupported.append(f'{key}={cfg[key]!r} (only ReLU)')
+  if cfg.get('norm_style', 'bn') != 'bn':
+    unsupported.append(f"norm_style={cfg['norm_style']!r}")
+  if unsupported:
+    raise ConversionError(f'unsupported BigGAN-PyTorch options: {", ".join(unsupported)}')
+
+
+def convert_folder(folder) -> tuple[dict, dict, dict | None]:
+  """A BigGAN-PyTorch weights folder -> (meta, G variables, D variables or None).
+
+  `meta` is what the converted checkpoint directory stores (see
+  biggan_jax/convert/checkpoint_dir.py): the model config, the paper's
+  truncation convention (upstream samples z from a truncated normal with
+  fixed BN statistics) and where the weights came from.
+  """
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from biggan_jax import models  # pylint: disable=g-import-not-at-top
+  run = read_folder(folder)
+  _check_supported(run['config'])
+  try:
+    m = model_config_from_pytorch(run['config'])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ConversionError(f"state_dict.pth's config: unusable value for {e}") from None
+  z = jnp.zeros((1, m.dim_z), jnp.float32)
+  y = jnp.zeros((1,), jnp.int32)
+  G = models.create_generator(m)
+  g_vars = to_variables(run['generator'], expected_variables(G, z, y), generator=True)
+  d_vars = None
+  if run['discriminator'] is not None:
+    D = models.create_discriminator(m)
+    x = jnp.zeros((1, m.resolution, m.resolution, 3), jnp.float32)
+    d_vars = to_variables(run['discriminator'], expected_variables(D, x, y), generator=False)
+  meta = {'source': 'biggan-pytorch', 'model': m.to_dict(),
+          'truncation_convention': 'paper',
+          'source_files': [run['generator_file']] + (['D.pth'] if d_vars is not None else []),
+          'source_itr': run['itr']}
+  return meta, g_vars, d_vars

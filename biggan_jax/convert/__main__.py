@@ -1,0 +1,97 @@
+"""Converts a pretrained BigGAN into a biggan_jax checkpoint directory.
+
+    python -m biggan_jax.convert --source=biggan-pytorch --input=weights/RUN --output=DIR
+
+--source=biggan-pytorch: IN is a BigGAN-PyTorch weights folder as its train.py
+writes it: G_ema.pth (else G.pth), state_dict.pth (its 'config' entry gives
+the architecture) and, when present, D.pth, converted too so that a run can be
+fine-tuned from DIR. DIR (see biggan_jax/convert/checkpoint_dir.py) is what
+`python -m biggan_jax.sample --checkpoint=DIR` and
+`biggan_jax.load_generator(DIR)` open, with no other flag. An existing DIR is
+replaced only with --overwrite. Bad input: one line `error: ...` on stderr,
+exit code 2. (--source=huggingface and --source=tfhub are not implemented yet.)
+"""
+
+import sys
+
+from absl import flags
+from absl import logging
+
+SOURCES = ('biggan-pytorch', 'huggingface', 'tfhub')
+NOT_YET = ('huggingface', 'tfhub')
+USAGE_ERROR = 2
+
+FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
+flags.DEFINE_string('source', None, f'Format of --input: one of {", ".join(SOURCES)}.',
+                    flag_values=FLAGS)
+flags.DEFINE_string('input', None, 'The pretrained model: a folder (see --source).',
+                    flag_values=FLAGS)
+flags.DEFINE_string('output', None, 'The checkpoint directory to write.', flag_values=FLAGS)
+flags.DEFINE_bool('overwrite', False, 'Replace an existing converted --output directory.',
+                  flag_values=FLAGS)
+for _name in ('source', 'input', 'output'):
+  flags.mark_flag_as_required(_name, flag_values=FLAGS)
+
+
+class UsageError(ValueError):
+  """Bad flags; the message is the one line the user sees."""
+
+
+def _one_line(error: BaseException) -> str:
+  return ' '.join(str(error).split()) or type(error).__name__
+
+
+def _parse(argv: list[str]) -> None:
+  FLAGS.unparse_flags()
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    raise UsageError(e) from None
+  if len(rest) > 1:
+    raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+  if FLAGS.source in NOT_YET:
+    raise UsageError(f'--source={FLAGS.source}: not implemented yet '
+                     '(--source=biggan-pytorch converts today)')
+  if FLAGS.source not in SOURCES:
+    raise UsageError(f'--source={FLAGS.source}: unknown; use one of {", ".join(SOURCES)}')
+
+
+def convert(source: str, input_path: str, output: str, *, overwrite: bool = False) -> dict:
+  """Converts `input_path` (a `source` model) into the directory `output`; returns its meta."""
+  from biggan_jax.convert import checkpoint_dir  # pylint: disable=g-import-not-at-top
+  checkpoint_dir.check_writable(output, overwrite)  # before any slow work.
+  if source != 'biggan-pytorch':
+    raise UsageError(f'--source={source}: not implemented yet')
+  try:
+    import torch  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    raise UsageError('--source=biggan-pytorch reads .pth files with torch: '
+                     'pip install "biggan_jax[convert]"') from None
+  from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
+  meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
+  checkpoint_dir.save(output, meta, g_vars, d_vars, overwrite=overwrite)
+  return checkpoint_dir.read_meta(output)
+
+
+def main(argv: list[str]) -> int:
+  if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
+    print(__doc__ + '\n' + FLAGS.get_help())
+    return 0
+  logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
+  try:
+    _parse(argv)
+    meta = convert(FLAGS.source, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite)
+  except ValueError as e:  # UsageError, ConversionError, CheckpointDirError.
+    print(f'error: {_one_line(e)}', file=sys.stderr)
+    return USAGE_ERROR
+  m = meta['model']
+  parts = 'G and D' if meta['has_discriminator'] else 'G only'
+  print(f"wrote {FLAGS.output}: {m['family']} {m['resolution']}x{m['resolution']}, "
+        f"ch {m['ch']}, dim_z {m['dim_z']}, {m['num_classes']} classes ({parts}). "
+        f'Sample: python -m biggan_jax.sample --checkpoint={FLAGS.output} '
+        '--output=samples.png')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))

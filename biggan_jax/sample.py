@@ -1,0 +1,270 @@
+"""Samples images from a training workdir or a converted checkpoint.
+
+    python -m biggan_jax.sample --checkpoint=PATH --output=OUT [--labels=1,207,980]
+        [--num=N] [--truncation=0.5] [--seed=0] [--z_file=z.npy --labels_file=y.npy]
+        [--interpolate=z|class --steps=8]
+
+PATH: a training workdir (its latest EMA generator) or a directory written by
+`python -m biggan_jax.convert`. OUT ending in .png: a sample sheet; .npy:
+float32 NHWC in [-1, 1] (interpolations: (rows, steps, R, R, 3)).
+
+- --labels: class ids (or names, when the checkpoint lists them), one sheet row
+  each with --num images per class; without labels, --num (default 8) random
+  classes. z is drawn from --seed with the paper's truncation trick at
+  --truncation (none by default), exactly as `Sampler.sample` draws it.
+- --z_file (n, dim_z) with --labels_file (n,) or --labels (n or 1 classes):
+  images in the order of the given z and labels.
+- --interpolate=z: per row, a class (--labels, or random) and two z (drawn, or
+  --z_file of shape (n, 2, dim_z)), --steps images from the first z to the
+  second. --interpolate=class: per row, a pair of classes (--labels=a,b[,c,d...]
+  or --labels_file of shape (n, 2)) and one z (drawn, or --z_file (n, dim_z)),
+  steps linear between the two shared class embeddings.
+
+Bad input (an unknown class, truncation <= 0, a checkpoint of the wrong kind, a
+z of another model's dimension, an unreadable file) stops with one line
+`error: ...` on stderr and exit code 2, before anything is written; an existing
+OUT is replaced only with --overwrite.
+"""
+
+import os
+import sys
+
+from absl import flags
+from absl import logging
+
+USAGE_ERROR = 2
+SUFFIXES = ('.png', '.npy')
+
+FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
+flags.DEFINE_string('checkpoint', None, 'A training workdir or a converted checkpoint directory.',
+                    flag_values=FLAGS)
+flags.DEFINE_string('output', None, 'OUT.png (a sheet) or OUT.npy (float32 NHWC in [-1, 1]).',
+                    flag_values=FLAGS)
+flags.DEFINE_list('labels', None, 'Class ids or names, comma-separated.', flag_values=FLAGS)
+flags.DEFINE_integer('num', None, 'Images per class of --labels; without --labels, the '
+                     'number of random classes (default 8; 4 rows for interpolations).',
+                     flag_values=FLAGS)
+flags.DEFINE_float('truncation', None, 'Truncation threshold τ > 0 for drawn z; unset: none.',
+                   flag_values=FLAGS)
+flags.DEFINE_integer('seed', 0, 'Seed of drawn z (and random classes).', flag_values=FLAGS)
+flags.DEFINE_string('z_file', None, '.npy of z to use instead of drawing them.',
+                    flag_values=FLAGS)
+flags.DEFINE_string('labels_file', None, '.npy of class ids (or names) for the z.',
+                    flag_values=FLAGS)
+flags.DEFINE_enum('interpolate', None, ['z', 'class'],
+                  'z: between two z at a fixed class; class: between two classes at a fixed z.',
+                  flag_values=FLAGS)
+flags.DEFINE_integer('steps', 8, 'Images per interpolation, endpoints included.',
+                     flag_values=FLAGS)
+flags.DEFINE_integer('batch_size', 32, 'Images per jitted generator call.', flag_values=FLAGS)
+flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.', flag_values=FLAGS)
+flags.mark_flag_as_required('checkpoint', flag_values=FLAGS)
+flags.mark_flag_as_required('output', flag_values=FLAGS)
+
+DEFAULT_NUM = 8
+DEFAULT_INTERPOLATIONS = 4
+
+
+class UsageError(ValueError):
+  """Bad flags or input files; the message is the one line the user sees."""
+
+
+def _one_line(error: BaseException) -> str:
+  return ' '.join(str(error).split()) or type(error).__name__
+
+
+def _parse(argv: list[str]) -> None:
+  FLAGS.unparse_flags()
+  try:
+    rest = FLAGS(argv)
+  except flags.Error as e:
+    raise UsageError(e) from None
+  if len(rest) > 1:
+    raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+  if FLAGS.num is not None and FLAGS.num < 1:
+    raise UsageError(f'--num={FLAGS.num}: must be >= 1')
+  if FLAGS.steps < 2:
+    raise UsageError(f'--steps={FLAGS.steps}: an interpolation needs at least 2')
+  if FLAGS.batch_size < 1:
+    raise UsageError(f'--batch_size={FLAGS.batch_size}: must be >= 1')
+  if FLAGS.labels is not None and FLAGS.labels_file:
+    raise UsageError('give --labels or --labels_file, not both')
+  if FLAGS.z_file and FLAGS.num is not None:
+    raise UsageError('--num does not go with --z_file: its rows give the number of images')
+
+
+def _check_output(path: str, overwrite: bool) -> None:
+  if not path.endswith(SUFFIXES):
+    raise UsageError(f'--output={path}: must end in .png (a sheet) or .npy (the array)')
+  if os.path.isdir(path):
+    raise UsageError(f'--output={path} is a directory')
+  if os.path.exists(path) and not overwrite:
+    raise UsageError(f'--output={path} exists; pass --overwrite to replace it')
+
+
+def _load_npy(flag: str, path: str):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  try:
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError) as e:
+    raise UsageError(f'--{flag}={path}: cannot read it as .npy ({_one_line(e)})') from None
+
+
+def _read_z(path: str, sampler, shape: tuple[str, ...]):
+  """z from --z_file, checked against the model's dim_z and the expected layout."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  z = _load_npy('z_file', path)
+  if z.dtype.kind != 'f' or z.ndim != len(shape) or z.shape[-1] != sampler.dim_z or (
+      len(shape) == 3 and z.shape[1] != 2):
+    raise UsageError(
+        f'--z_file={path}: z of shape {z.shape} ({z.dtype}) but this checkpoint takes '
+        f'floats of shape ({", ".join(shape)}) with dim_z={sampler.dim_z} '
+        '(z from another model or resolution?)')
+  return np.asarray(z, np.float32)
+
+
+def _given_labels():
+  """The labels of --labels or --labels_file (a list or array), or None."""
+  if FLAGS.labels is not None:
+    return [l.strip() for l in FLAGS.labels if l.strip()] or None
+  if FLAGS.labels_file:
+    y = _load_npy('labels_file', FLAGS.labels_file)
+    if y.dtype.kind not in 'iuU':
+      raise UsageError(f'--labels_file={FLAGS.labels_file}: holds {y.dtype}; give class '
+                       'ids (integers) or names (strings)')
+    return y
+  return None
+
+
+def _random_classes(sampler, n: int):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return np.random.default_rng(FLAGS.seed).integers(0, sampler.num_classes, n)
+
+
+def _draw_z(sampler, n: int):
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from biggan_jax import sampling  # pylint: disable=g-import-not-at-top
+  return np.asarray(sampling.truncated_z(jax.random.PRNGKey(FLAGS.seed), n, sampler.dim_z,
+                                         FLAGS.truncation))
+
+
+def _samples(sampler):
+  """(images, rows): plain samples in the order of the given z and labels."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  labels = _given_labels()
+  if FLAGS.z_file:
+    z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
+    if labels is None:
+      raise UsageError('--z_file needs --labels_file (or --labels): one class per z')
+    y = sampler.class_ids(labels)
+    if len(y) not in (1, len(z)):
+      raise UsageError(f'{len(y)} labels for the {len(z)} z of --z_file={FLAGS.z_file}')
+    images = sampler.sample(y, z=z, batch_size=FLAGS.batch_size)
+    return images, _sheet_rows(len(images))
+  if labels is None:
+    y = _random_classes(sampler, FLAGS.num or DEFAULT_NUM)
+    rows = _sheet_rows(len(y))
+  else:
+    y = sampler.class_ids(labels)
+    per_class = FLAGS.num or 1
+    rows = len(y) if per_class > 1 else _sheet_rows(len(y))
+    y = np.repeat(y, per_class)
+  images = sampler.sample(y, truncation=FLAGS.truncation, seed=FLAGS.seed,
+                          batch_size=FLAGS.batch_size)
+  return images, rows
+
+
+def _interpolations(sampler):
+  """(images (n, steps, R, R, 3), n)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  labels = _given_labels()
+  if FLAGS.interpolate == 'z':
+    if FLAGS.z_file:
+      z = _read_z(FLAGS.z_file, sampler, ('n', '2', 'dim_z'))
+      y = (sampler.class_ids(labels) if labels is not None
+           else _random_classes(sampler, len(z)))
+      if len(y) not in (1, len(z)):
+        raise UsageError(f'{len(y)} labels for the {len(z)} z pairs of --z_file')
+    else:
+      y = (np.repeat(sampler.class_ids(labels), FLAGS.num or 1) if labels is not None
+           else _random_classes(sampler, FLAGS.num or DEFAULT_INTERPOLATIONS))
+      z = _draw_z(sampler, 2 * len(y)).reshape(len(y), 2, sampler.dim_z)
+    images = sampler.interpolate_z(z[:, 0], z[:, 1], y, FLAGS.steps,
+                                   batch_size=FLAGS.batch_size)
+    return images, len(images)
+  # --interpolate=class
+  if labels is not None:
+    y = sampler.class_ids(labels)
+    if len(y) % 2:
+      raise UsageError(f'--interpolate=class takes pairs of classes (a,b[,c,d...]); '
+                       f'got {len(y)} labels')
+    pairs = y.reshape(-1, 2)
+  else:
+    n = FLAGS.num or DEFAULT_INTERPOLATIONS
+    pairs = _random_classes(sampler, 2 * n).reshape(n, 2)
+  if FLAGS.z_file:
+    z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
+    if len(z) != len(pairs):
+      raise UsageError(f'{len(pairs)} class pairs for the {len(z)} z of --z_file')
+  else:
+    z = _draw_z(sampler, len(pairs))
+  images = sampler.interpolate_classes(z, pairs[:, 0], pairs[:, 1], FLAGS.steps,
+                                       batch_size=FLAGS.batch_size)
+  return images, len(images)
+
+
+def _sheet_rows(n: int) -> int:
+  """Rows of a roughly square sheet of n images, wider than tall."""
+  return max(1, int(n ** 0.5))
+
+
+def _write(images, rows: int, path: str) -> None:
+  """Writes beside `path`, then renames: a failed write leaves OUT as it was."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from biggan_jax import visualize  # pylint: disable=g-import-not-at-top
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  tmp = os.path.join(directory, f'.{os.path.basename(path)}.tmp-{os.getpid()}')
+  try:
+    if path.endswith('.npy'):
+      with open(tmp, 'wb') as f:
+        np.save(f, np.asarray(images, np.float32))
+    else:
+      visualize.save_image_grid(images.reshape(-1, *images.shape[-3:]), tmp, rows)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def run() -> str:
+  """Samples as the parsed flags say; returns a one-line summary."""
+  from biggan_jax import sampling  # pylint: disable=g-import-not-at-top  # JAX after flag checks.
+  _check_output(FLAGS.output, FLAGS.overwrite)
+  sampling.check_truncation(FLAGS.truncation)
+  sampler = sampling.load_generator(FLAGS.checkpoint)
+  images, rows = _interpolations(sampler) if FLAGS.interpolate else _samples(sampler)
+  _check_output(FLAGS.output, FLAGS.overwrite)  # still free after sampling?
+  _write(images, rows, FLAGS.output)
+  layout = ' x '.join(str(d) for d in images.shape[:-3])
+  return (f'wrote {FLAGS.output}: {layout} images of {sampler.resolution}x'
+          f'{sampler.resolution} from {FLAGS.checkpoint}')
+
+
+def main(argv: list[str]) -> int:
+  if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
+    print(__doc__ + '\n' + FLAGS.get_help())
+    return 0
+  logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
+  try:
+    _parse(argv)
+    print(run())
+  except (ValueError, NotImplementedError) as e:  # UsageError, CheckpointError, bad labels.
+    print(f'error: {_one_line(e)}', file=sys.stderr)
+    return USAGE_ERROR
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))
