@@ -32,7 +32,8 @@ import sys
 from absl import flags
 from absl import logging
 
-USAGE_ERROR = 2
+from biggan_jax import cli
+
 SUFFIXES = ('.png', '.npy')
 
 FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
@@ -65,41 +66,27 @@ DEFAULT_NUM = 8
 DEFAULT_INTERPOLATIONS = 4
 
 
-class UsageError(ValueError):
-  """Bad flags or input files; the message is the one line the user sees."""
-
-
-def _one_line(error: BaseException) -> str:
-  return ' '.join(str(error).split()) or type(error).__name__
-
-
 def _parse(argv: list[str]) -> None:
-  FLAGS.unparse_flags()
-  try:
-    rest = FLAGS(argv)
-  except flags.Error as e:
-    raise UsageError(e) from None
-  if len(rest) > 1:
-    raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+  cli.parse(FLAGS, argv)
   if FLAGS.num is not None and FLAGS.num < 1:
-    raise UsageError(f'--num={FLAGS.num}: must be >= 1')
+    raise cli.UsageError(f'--num={FLAGS.num}: must be >= 1')
   if FLAGS.steps < 2:
-    raise UsageError(f'--steps={FLAGS.steps}: an interpolation needs at least 2')
+    raise cli.UsageError(f'--steps={FLAGS.steps}: an interpolation needs at least 2')
   if FLAGS.batch_size < 1:
-    raise UsageError(f'--batch_size={FLAGS.batch_size}: must be >= 1')
+    raise cli.UsageError(f'--batch_size={FLAGS.batch_size}: must be >= 1')
   if FLAGS.labels is not None and FLAGS.labels_file:
-    raise UsageError('give --labels or --labels_file, not both')
+    raise cli.UsageError('give --labels or --labels_file, not both')
   if FLAGS.z_file and FLAGS.num is not None:
-    raise UsageError('--num does not go with --z_file: its rows give the number of images')
+    raise cli.UsageError('--num does not go with --z_file: its rows give the number of images')
 
 
 def _check_output(path: str, overwrite: bool) -> None:
   if not path.endswith(SUFFIXES):
-    raise UsageError(f'--output={path}: must end in .png (a sheet) or .npy (the array)')
+    raise cli.UsageError(f'--output={path}: must end in .png (a sheet) or .npy (the array)')
   if os.path.isdir(path):
-    raise UsageError(f'--output={path} is a directory')
+    raise cli.UsageError(f'--output={path} is a directory')
   if os.path.exists(path) and not overwrite:
-    raise UsageError(f'--output={path} exists; pass --overwrite to replace it')
+    raise cli.UsageError(f'--output={path} exists; pass --overwrite to replace it')
 
 
 def _load_npy(flag: str, path: str):
@@ -107,7 +94,7 @@ def _load_npy(flag: str, path: str):
   try:
     return np.load(path, allow_pickle=False)
   except (OSError, ValueError, EOFError) as e:
-    raise UsageError(f'--{flag}={path}: cannot read it as .npy ({_one_line(e)})') from None
+    raise cli.UsageError(f'--{flag}={path}: cannot read it as .npy ({cli.one_line(e)})') from None
 
 
 def _read_z(path: str, sampler, shape: tuple[str, ...]):
@@ -116,7 +103,7 @@ def _read_z(path: str, sampler, shape: tuple[str, ...]):
   z = _load_npy('z_file', path)
   if z.dtype.kind != 'f' or z.ndim != len(shape) or z.shape[-1] != sampler.dim_z or (
       len(shape) == 3 and z.shape[1] != 2):
-    raise UsageError(
+    raise cli.UsageError(
         f'--z_file={path}: z of shape {z.shape} ({z.dtype}) but this checkpoint takes '
         f'floats of shape ({", ".join(shape)}) with dim_z={sampler.dim_z} '
         '(z from another model or resolution?)')
@@ -130,7 +117,7 @@ def _given_labels():
   if FLAGS.labels_file:
     y = _load_npy('labels_file', FLAGS.labels_file)
     if y.dtype.kind not in 'iuU':
-      raise UsageError(f'--labels_file={FLAGS.labels_file}: holds {y.dtype}; give class '
+      raise cli.UsageError(f'--labels_file={FLAGS.labels_file}: holds {y.dtype}; give class '
                        'ids (integers) or names (strings)')
     return y
   return None
@@ -156,10 +143,10 @@ def _samples(sampler):
   if FLAGS.z_file:
     z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
     if labels is None:
-      raise UsageError('--z_file needs --labels_file (or --labels): one class per z')
+      raise cli.UsageError('--z_file needs --labels_file (or --labels): one class per z')
     y = sampler.class_ids(labels)
     if len(y) not in (1, len(z)):
-      raise UsageError(f'{len(y)} labels for the {len(z)} z of --z_file={FLAGS.z_file}')
+      raise cli.UsageError(f'{len(y)} labels for the {len(z)} z of --z_file={FLAGS.z_file}')
     images = sampler.sample(y, z=z, batch_size=FLAGS.batch_size)
     return images, _sheet_rows(len(images))
   if labels is None:
@@ -185,7 +172,7 @@ def _interpolations(sampler):
       y = (sampler.class_ids(labels) if labels is not None
            else _random_classes(sampler, len(z)))
       if len(y) not in (1, len(z)):
-        raise UsageError(f'{len(y)} labels for the {len(z)} z pairs of --z_file')
+        raise cli.UsageError(f'{len(y)} labels for the {len(z)} z pairs of --z_file')
     else:
       y = (np.repeat(sampler.class_ids(labels), FLAGS.num or 1) if labels is not None
            else _random_classes(sampler, FLAGS.num or DEFAULT_INTERPOLATIONS))
@@ -197,7 +184,7 @@ def _interpolations(sampler):
   if labels is not None:
     y = sampler.class_ids(labels)
     if len(y) % 2:
-      raise UsageError(f'--interpolate=class takes pairs of classes (a,b[,c,d...]); '
+      raise cli.UsageError(f'--interpolate=class takes pairs of classes (a,b[,c,d...]); '
                        f'got {len(y)} labels')
     pairs = y.reshape(-1, 2)
   else:
@@ -206,7 +193,7 @@ def _interpolations(sampler):
   if FLAGS.z_file:
     z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
     if len(z) != len(pairs):
-      raise UsageError(f'{len(pairs)} class pairs for the {len(z)} z of --z_file')
+      raise cli.UsageError(f'{len(pairs)} class pairs for the {len(z)} z of --z_file')
   else:
     z = _draw_z(sampler, len(pairs))
   images = sampler.interpolate_classes(z, pairs[:, 0], pairs[:, 1], FLAGS.steps,
@@ -260,9 +247,9 @@ def main(argv: list[str]) -> int:
   try:
     _parse(argv)
     print(run())
-  except (ValueError, NotImplementedError) as e:  # UsageError, CheckpointError, bad labels.
-    print(f'error: {_one_line(e)}', file=sys.stderr)
-    return USAGE_ERROR
+  except (ValueError, NotImplementedError) as e:  # cli.UsageError, CheckpointError, bad labels.
+    print(f'error: {cli.one_line(e)}', file=sys.stderr)
+    return cli.USAGE_ERROR
   return 0
 
 

@@ -17,9 +17,10 @@ import sys
 from absl import flags
 from absl import logging
 
+from biggan_jax import cli
+
 SOURCES = ('biggan-pytorch', 'huggingface', 'tfhub')
 NOT_YET = ('huggingface', 'tfhub')
-USAGE_ERROR = 2
 
 FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('source', None, f'Format of --input: one of {", ".join(SOURCES)}.',
@@ -33,27 +34,13 @@ for _name in ('source', 'input', 'output'):
   flags.mark_flag_as_required(_name, flag_values=FLAGS)
 
 
-class UsageError(ValueError):
-  """Bad flags; the message is the one line the user sees."""
-
-
-def _one_line(error: BaseException) -> str:
-  return ' '.join(str(error).split()) or type(error).__name__
-
-
 def _parse(argv: list[str]) -> None:
-  FLAGS.unparse_flags()
-  try:
-    rest = FLAGS(argv)
-  except flags.Error as e:
-    raise UsageError(e) from None
-  if len(rest) > 1:
-    raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+  cli.parse(FLAGS, argv)
   if FLAGS.source in NOT_YET:
-    raise UsageError(f'--source={FLAGS.source}: not implemented yet '
+    raise cli.UsageError(f'--source={FLAGS.source}: not implemented yet '
                      '(--source=biggan-pytorch converts today)')
   if FLAGS.source not in SOURCES:
-    raise UsageError(f'--source={FLAGS.source}: unknown; use one of {", ".join(SOURCES)}')
+    raise cli.UsageError(f'--source={FLAGS.source}: unknown; use one of {", ".join(SOURCES)}')
 
 
 def convert(source: str, input_path: str, output: str, *, overwrite: bool = False) -> dict:
@@ -61,12 +48,12 @@ def convert(source: str, input_path: str, output: str, *, overwrite: bool = Fals
   from biggan_jax.convert import checkpoint_dir  # pylint: disable=g-import-not-at-top
   checkpoint_dir.check_writable(output, overwrite)  # before any slow work.
   if source != 'biggan-pytorch':
-    raise UsageError(f'--source={source}: not implemented yet')
+    raise cli.UsageError(f'--source={source}: not implemented yet')
   try:
     import torch  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
-    raise UsageError('--source=biggan-pytorch reads .pth files with torch: '
-                     'pip install "biggan_jax[convert]"') from None
+    raise cli.UsageError('--source=biggan-pytorch reads .pth files with torch: '
+                         'pip install "biggan_jax[convert]"') from None
   from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
   meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
   checkpoint_dir.save(output, meta, g_vars, d_vars, overwrite=overwrite)
@@ -81,9 +68,9 @@ def main(argv: list[str]) -> int:
   try:
     _parse(argv)
     meta = convert(FLAGS.source, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite)
-  except ValueError as e:  # UsageError, ConversionError, CheckpointDirError.
-    print(f'error: {_one_line(e)}', file=sys.stderr)
-    return USAGE_ERROR
+  except ValueError as e:  # cli.UsageError, ConversionError, CheckpointDirError.
+    print(f'error: {cli.one_line(e)}', file=sys.stderr)
+    return cli.USAGE_ERROR
   m = meta['model']
   parts = 'G and D' if meta['has_discriminator'] else 'G only'
   print(f"wrote {FLAGS.output}: {m['family']} {m['resolution']}x{m['resolution']}, "
