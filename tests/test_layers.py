@@ -103,3 +103,20 @@ def test_nearest_upsample_and_avg_pool_invert():
   up = layers.upsample_nearest(x)
   assert up.shape == (2, 8, 8, 3)
   np.testing.assert_allclose(layers.avg_pool(up), x, rtol=1e-6)
+
+
+def test_conv_same_gradients_match_xla_conv():
+  """The CPU conv's hand-written kernel gradient equals XLA's, also to second
+  order (R1 differentiates D's input gradient again)."""
+  for k in (1, 3):
+    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+    w = jax.random.normal(jax.random.key(1), (k, k, 3, 5))
+    g = jax.random.normal(jax.random.key(2), (2, 6, 6, 5))
+    loss = lambda conv: (lambda x, w: jnp.sum(conv(x, w) * g))
+    for argnum in (0, 1):
+      np.testing.assert_allclose(jax.grad(loss(layers.conv_same), argnum)(x, w),
+                                 jax.grad(loss(layers._conv_same), argnum)(x, w),
+                                 rtol=1e-5, atol=1e-5)
+    r1 = lambda conv: (lambda w: jnp.sum(jax.grad(lambda x: jnp.sum(conv(x, w) ** 2))(x) ** 2))
+    np.testing.assert_allclose(jax.grad(r1(layers.conv_same))(w),
+                               jax.grad(r1(layers._conv_same))(w), rtol=1e-4, atol=1e-4)
