@@ -68,6 +68,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss = 'hinge'            # 'hinge', 'non_saturating' or 'wasserstein'.
   c.r1 = False                # R1 zero-centred gradient penalty on real data (Sec. 4.2).
   c.r1_gamma = 10.0           # its weight γ when r1 is on (the paper tried 10).
+  c.augment = ''              # DiffAugment of D's inputs (Zhao et al. 2020): e.g.
+                              # 'translation,cutout' or 'color,translation,cutout'; '' = off.
   c.ortho_beta = 1e-4         # modified orthogonal regularisation on G (Sec. 3.1).
   c.ortho_beta_d = 0.0        # the same on D; 0 = off.
   c.ortho_reference_grad = False  # True: BigGAN-PyTorch's gradient (half the paper's).
@@ -84,10 +86,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every = 10_000
   c.max_to_keep = 3
   c.num_sample_rows = 8       # sample sheet: rows x columns.
+  c.truncations = ''          # e.g. '0.25_0.5_1_2': at the end write truncation.png, the
+                              # same z at each truncation threshold (Sec. 3.1); '' = none.
 
   # Data.
   c.dataset = ml_collections.ConfigDict()
-  c.dataset.name = 'imagenet2012'   # any TFDS name, or 'image_folder'.
+  c.dataset.name = 'imagenet2012'   # any TFDS name, 'image_folder', 'digits' or 'fake'.
   c.dataset.split = 'train'
   c.dataset.data_dir = ml_collections.FieldReference(None, field_type=str)
   c.dataset.random_flip = True
@@ -95,7 +99,9 @@ def base_config() -> ml_collections.ConfigDict:
   # TFDS data_dir (None: ~/tensorflow_datasets); for 'image_folder' the ROOT
   # of ROOT/split/label/image.jpg. random_flip: horizontal, p = 1/2.
   # shuffle_buffer: TFDS records shuffled per host and epoch (image folders
-  # draw a full permutation of their files every epoch instead).
+  # draw a full permutation of their files every epoch instead). 'digits':
+  # scikit-learn's digits written once as an image folder under data_dir
+  # (None: ~/.cache/biggan_jax/digits), then read as 'image_folder'.
   c.dataset.resize_method = 'bilinear'  # antialiased, as PIL in BigGAN-PyTorch; 'bicubic', 'area'.
   return c
 
@@ -298,3 +304,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_number('r1_gamma', config.r1_gamma, '>= 0')
   _check_number('ortho_beta', config.ortho_beta, '>= 0')
   _check_number('ortho_beta_d', config.ortho_beta_d, '>= 0')
+  from biggan_jax import augment  # pylint: disable=g-import-not-at-top
+  try:
+    augment.parse(config.augment)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  try:
+    truncation_thresholds(config)
+  except ValueError:
+    raise ConfigError(f"truncations={config.truncations!r}: give thresholds > 0 joined "
+                      "by '_', e.g. '0.25_0.5_1_2' ('' for none)") from None
+
+
+def truncation_thresholds(config) -> tuple[float, ...]:
+  """The thresholds of the truncation sheet, parsed from '0.25_0.5_1_2'."""
+  values = tuple(float(v) for v in str(config.truncations).split('_') if v)
+  if any(not v > 0 for v in values):
+    raise ValueError(config.truncations)
+  return values

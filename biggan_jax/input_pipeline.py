@@ -20,6 +20,12 @@ Datasets (config.dataset.name):
   order and ignores TFDS's sharding options: listing the paths lets each host
   read only its own images and lets the position be computed instead of
   replayed (below).
+- 'digits': scikit-learn's bundled handwritten digits (load_digits: 1,797
+  8x8 images, 10 classes, no download), upsampled to model.resolution and
+  written once as PNGs in the 'image_folder' layout under dataset.data_dir
+  (None: ~/.cache/biggan_jax/digits), split 'train' / 'test' (1,500 / 297,
+  stratified, fixed seed; see `write_digits`), then read exactly as a user's
+  image folder is.
 - any other name: a TFDS dataset prepared under dataset.data_dir (TFDS's
   default ~/tensorflow_datasets when None), e.g. 'imagenet2012', 'cifar10'.
   Nothing is ever downloaded: an unprepared dataset stops the run with the
@@ -139,6 +145,69 @@ def _record_skipped(count: int, latest: str) -> None:
   logging.log_every_n_seconds(
       logging.WARNING, 'input_pipeline: skipped %d unreadable images so far (latest: %s)',
       _LOG_EVERY_S, _skipped, latest)
+
+
+# ---------------------------------------------------------------------------
+# The digits demo's data: scikit-learn's digits as an image folder.
+# ---------------------------------------------------------------------------
+
+DIGITS_CACHE = os.path.join('~', '.cache', 'biggan_jax', 'digits')
+DIGITS_TEST_SIZE = 297   # held out for digits_eval's classifier; 1,500 train.
+DIGITS_SEED = 0
+
+
+def digits_split():
+  """(images (1797, 8, 8) float in [0, 16], labels, is_test): the fixed stratified split."""
+  from sklearn import datasets, model_selection  # pylint: disable=g-import-not-at-top
+  digits = datasets.load_digits()
+  _, test = model_selection.train_test_split(
+      np.arange(len(digits.target)), test_size=DIGITS_TEST_SIZE,
+      stratify=digits.target, random_state=DIGITS_SEED)
+  is_test = np.zeros(len(digits.target), bool)
+  is_test[test] = True
+  return digits.images, digits.target, is_test
+
+
+def upsample_digit(image, resolution: int) -> np.ndarray:
+  """One 8x8 digit in [0, 16] -> uint8 (resolution, resolution) grey, as written to PNG."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  pixels = Image.fromarray(np.uint8(np.round(image * 255.0 / 16.0)), 'L')
+  return np.asarray(pixels.resize((resolution, resolution), Image.BICUBIC))
+
+
+def digits_root(config) -> str:
+  return os.path.expanduser(config.dataset.data_dir or DIGITS_CACHE)
+
+
+def write_digits(root: str, resolution: int) -> str:
+  """Writes root/{train,test}/<digit>/<index>.png once (8x8 -> resolution, bicubic).
+
+  Ink is white on black, grey levels 0..16 scaled to 0..255. A folder that
+  already holds both splits at this resolution is left as it is (the
+  marker file records the resolution), so the PNGs are written once.
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  marker = epath.Path(root) / 'DIGITS_RESOLUTION'
+  if marker.exists() and marker.read_text().strip() == str(resolution):
+    return root
+  if marker.exists():
+    raise DatasetError(
+        f'{root}: holds digits at {marker.read_text().strip()}x{marker.read_text().strip()}, '
+        f'not {resolution}x{resolution}; set --config.dataset.data_dir to another folder')
+  images, labels, is_test = digits_split()
+  for i, (image, label, test) in enumerate(zip(images, labels, is_test)):
+    folder = epath.Path(root) / ('test' if test else 'train') / str(label)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(upsample_digit(image, resolution)).save(folder / f'{i:04d}.png')
+  marker.write_text(str(resolution))
+  return root
+
+
+def _folder_root(config) -> str:
+  """The image folder of 'image_folder' or 'digits' (written on first use)."""
+  if config.dataset.name == 'digits':
+    return write_digits(digits_root(config), config.model.resolution)
+  return config.dataset.data_dir
 
 
 # ---------------------------------------------------------------------------
@@ -302,17 +371,19 @@ def _check_tfds(config, builder) -> int:
 def check(config) -> None:
   """Fails fast (before any model is built) on a dataset that cannot be read.
 
-  Reads no image: lists an image folder, or opens a TFDS builder's metadata.
+  Reads no image: lists an image folder, or opens a TFDS builder's metadata
+  ('digits' writes its folder first, once).
   """
   d = config.dataset
   if d.name == 'fake':
     return
-  if d.name == 'image_folder':
-    if not d.data_dir:
+  if d.name in ('image_folder', 'digits'):
+    if not d.data_dir and d.name == 'image_folder':
       raise DatasetError("dataset.name='image_folder' needs dataset.data_dir: set "
                          '--config.dataset.data_dir=ROOT holding ROOT/SPLIT/LABEL/IMAGE.jpg')
-    num_classes = len(_list_folder(d.data_dir, d.split).class_names)
-    where = f'{d.data_dir} has {num_classes} class folders'
+    root = _folder_root(config)
+    num_classes = len(_list_folder(root, d.split).class_names)
+    where = f'{root} has {num_classes} class folders'
   else:
     num_classes = _check_tfds(config, _tfds_builder(config))
     where = f'{d.name} has {num_classes} classes'
@@ -512,8 +583,8 @@ def create(config, start_step: int, *, process_index: int | None = None,
             for step in itertools.count(start_step))
 
   tf = _tf()
-  if d.name == 'image_folder':
-    folder = _list_folder(d.data_dir, d.split, reuse=True)
+  if d.name in ('image_folder', 'digits'):
+    folder = _list_folder(_folder_root(config), d.split, reuse=True)
     examples = _folder_examples(config, folder, start_step, process_index, process_count)
     read_file = True
   else:

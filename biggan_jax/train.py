@@ -6,6 +6,7 @@ leaves behind in its workdir:
   checkpoints/<step>/{state,ema_generator,meta}   (Orbax, async)
   metrics.jsonl, TensorBoard events, config.json
   samples/step_<N>.png (EMA G, fixed z and classes), sigma0.png, losses.png
+  truncation.png at the end when config.truncations is set
 """
 
 import json
@@ -20,6 +21,7 @@ from absl import logging
 from etils import epath
 
 from biggan_jax import checkpoint, ema, input_pipeline, models, sharding
+from biggan_jax import config as config_lib
 from biggan_jax import train_state, train_step, visualize
 
 
@@ -102,6 +104,22 @@ def fixed_sample_inputs(config):
   return z, y.astype(jnp.int32)
 
 
+def truncation_sheet_inputs(config):
+  """The truncation sheet's z and classes: one row per threshold, column j shows class j.
+
+  Every row draws jax.random.truncated_normal from the same key, and the
+  truncated normal is sampled by inverting its CDF, so column j holds the
+  same underlying z squeezed into [-t, t] (Brock et al. 2019, Sec. 3.1).
+  """
+  m, cols = config.model, config.num_sample_rows
+  thresholds = config_lib.truncation_thresholds(config)
+  key = jax.random.PRNGKey(4321)
+  z = jnp.concatenate([jax.random.truncated_normal(key, -t, t, (cols, m.dim_z))
+                       for t in thresholds])
+  y = jnp.tile(jnp.arange(cols) % m.num_classes, len(thresholds))
+  return z, y.astype(jnp.int32)
+
+
 def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
   """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir."""
   workdir = epath.Path(workdir)
@@ -169,7 +187,9 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
       next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
     preempted = preemption.requested  # read once: SIGTERM may land at any moment
     is_last = step == config.total_steps or preempted
-    if step % config.log_every == 0 or is_last or step % config.checkpoint_every == 0:
+    tracked = step % config.sv_every == 0  # the step just tracked singular values
+    if (step % config.log_every == 0 or tracked or is_last
+        or step % config.checkpoint_every == 0):
       metrics = jax.device_get(metrics)
       if not all(math.isfinite(float(v)) for v in metrics.values()):
         mngr.wait_until_finished()
@@ -177,7 +197,6 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
             f'step {step}: non-finite loss {metrics}; stopped without saving, the last '
             f'good checkpoint (step {mngr.latest_step()}) is kept')
       now = time.time()
-      tracked = (step - 1) % config.sv_every == 0  # the step that ran the tracker
       scalars = _scalars(metrics, jax.device_get(state.sv) if tracked else None,
                          (now - last_log) / (step - last_log_step), config)
       last_log, last_log_step = now, step
@@ -196,6 +215,13 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     if preempted:
       logging.warning('SIGTERM: saved a checkpoint at step %d, exiting', step)
       break
+  if config.truncations and state.step == config.total_steps:
+    z, y = truncation_sheet_inputs(config)
+    variables = ema_fn(state, jax.random.fold_in(stats_key, config.total_steps))
+    images = jax.jit(lambda v: generator.apply(v, z, y, train=False))(variables)
+    if jax.process_index() == 0:
+      visualize.save_image_grid(images, workdir / 'truncation.png',
+                                rows=len(config_lib.truncation_thresholds(config)))
   mngr.wait_until_finished()
   writer.flush()
   return state

@@ -9,6 +9,11 @@ is sharded over the 'data' axis, so BatchNorm statistics are global
 Batch layout: images (num_d_steps, num_accumulations, micro_batch, H, W, 3),
 labels (num_d_steps, num_accumulations, micro_batch): each D step sees a
 fresh real batch, as in the paper.
+
+With `augment` set (e.g. 'translation,cutout'), every image D sees, real or
+generated, in the D and in the G update, first goes through DiffAugment
+(biggan_jax/augment.py; Zhao et al. 2020); R1 is then taken on the augmented
+reals, as in their StyleGAN2 code. augment='' leaves the step unchanged.
 """
 
 import functools
@@ -17,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from biggan_jax import ema, losses, regularizers, train_state
+from biggan_jax import augment, ema, losses, regularizers, train_state
 
 G_STATE = ('batch_stats', 'spectral')
 
@@ -54,13 +59,24 @@ def make_train_step(config, generator, discriminator, latent_sharding):
   sample = functools.partial(_sample_latents, dim_z=m.dim_z,
                              num_classes=m.num_classes, sharding=latent_sharding)
 
-  def d_loss_fn(d_params, state, x, y, z, y_fake, *, g_params):
+  augment.parse(config.augment)  # fails early on an unknown policy
+
+  def d_input(images, aug_key):
+    return augment.diff_augment(images, aug_key, config.augment) if config.augment else images
+
+  def aug_keys(rng, acc_shape):
+    """One DiffAugment key per micro-batch; fold_in keeps the z, y stream as without it."""
+    return jax.random.split(jax.random.fold_in(rng, 1), acc_shape[0])
+
+  def d_loss_fn(d_params, state, x, y, z, y_fake, aug_key, *, g_params):
     """Upstream G_D: G (train mode, no grad) then D on [G(z); x] at once."""
     g_state, d_state = state
     fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
                                   train=True, mutable=G_STATE)
+    images = d_input(jnp.concatenate([jax.lax.stop_gradient(fake), x]), aug_key)
+    x = images[fake.shape[0]:]
     logits, d_new = discriminator.apply(
-        {'params': d_params, **d_state}, jnp.concatenate([jax.lax.stop_gradient(fake), x]),
+        {'params': d_params, **d_state}, images,
         jnp.concatenate([y_fake, y]), train=True, mutable=['spectral'])
     d_fake, d_real = jnp.split(logits, 2)
     loss_real, loss_fake = losses.d_loss(config.loss, d_real, d_fake)
@@ -77,11 +93,12 @@ def make_train_step(config, generator, discriminator, latent_sharding):
                                          reference_grad=config.ortho_reference_grad)
     return loss, ((g_new, d_new), metrics)
 
-  def g_loss_fn(g_params, state, z, y_fake, *, d_params):
+  def g_loss_fn(g_params, state, z, y_fake, aug_key, *, d_params):
     g_state, d_state = state
     fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
                                   train=True, mutable=G_STATE)
-    d_fake, d_new = discriminator.apply({'params': d_params, **d_state}, fake, y_fake,
+    d_fake, d_new = discriminator.apply({'params': d_params, **d_state},
+                                        d_input(fake, aug_key), y_fake,
                                         train=True, mutable=['spectral'])
     g_loss = losses.g_loss(config.loss, d_fake)
     ortho = regularizers.ortho_penalty(g_params, config.ortho_beta,
@@ -93,7 +110,8 @@ def make_train_step(config, generator, discriminator, latent_sharding):
     z, y_fake = sample(rng, acc_shape)
     grads, (g_state, d_state), metrics = _accumulate(
         functools.partial(d_loss_fn, g_params=state.g_params), state.d_params,
-        (state.g_state, state.d_state), (batch_i['image'], batch_i['label'], z, y_fake))
+        (state.g_state, state.d_state),
+        (batch_i['image'], batch_i['label'], z, y_fake, aug_keys(rng, acc_shape)))
     updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
     metrics['d_grad_norm'] = optax.global_norm(grads)
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
@@ -103,7 +121,7 @@ def make_train_step(config, generator, discriminator, latent_sharding):
     z, y_fake = sample(rng, acc_shape)
     grads, (g_state, d_state), metrics = _accumulate(
         functools.partial(g_loss_fn, d_params=state.d_params), state.g_params,
-        (state.g_state, state.d_state), (z, y_fake))
+        (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))
     updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
     metrics['g_grad_norm'] = optax.global_norm(grads)
     return state.replace(g_params=optax.apply_updates(state.g_params, updates),
@@ -129,7 +147,8 @@ def make_train_step(config, generator, discriminator, latent_sharding):
                               config.ema_decay, config.ema_start),
         ema_state=ema.update(state.ema_state, state.g_state, state.step,
                              config.ema_decay, config.ema_start))
-    state = state.replace(sv=track_sv(state), step=state.step + 1)
+    state = state.replace(step=state.step + 1)
+    state = state.replace(sv=track_sv(state))  # after steps sv_every, 2 sv_every, ...
     metrics = {**jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *metrics), **g_metrics}
     return state, metrics
 

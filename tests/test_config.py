@@ -34,7 +34,7 @@ def test_the_expected_configs_exist():
   names = {os.path.basename(p) for p in CONFIG_FILES}
   assert names == {'cifar10.py', 'imagenet128.py', 'imagenet256.py', 'imagenet512.py',
                    'imagenet128_deep.py', 'imagenet256_deep.py', 'imagenet512_deep.py',
-                   'tiny.py'}
+                   'tiny.py', 'digits.py'}
 
 
 @pytest.mark.parametrize('path', CONFIG_FILES, ids=os.path.basename)

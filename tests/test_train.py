@@ -109,15 +109,15 @@ def test_singular_values_tracked_every_sv_every_steps():
   config = tiny_config(sv_every=2, num_d_steps=1)
   states = []
   run_steps(config, sharding.make_mesh(), 3, states)
-  s1, s2, s3 = states  # steps 0 and 2 track, step 1 keeps the last values
+  s1, s2, s3 = states  # the 2nd step tracks; the 3rd keeps its values
   name = 'G/block0/conv1/kernel'
-  assert float(s1.sv[name][0]) > 0
-  np.testing.assert_array_equal(s2.sv[name], s1.sv[name])
-  assert not np.array_equal(s3.sv[name], s2.sv[name])
-  # What is tracked is σ of the weights of that moment (after step 0's update).
-  w = np.asarray(s1.g_params['block0']['conv1']['kernel'])
+  assert float(s1.sv[name][0]) == 0.0
+  assert float(s2.sv[name][0]) > 0
+  np.testing.assert_array_equal(s3.sv[name], s2.sv[name])
+  # What is tracked is σ of the weights of that moment (after the 2nd update).
+  w = np.asarray(s2.g_params['block0']['conv1']['kernel'])
   sigma = np.linalg.svd(w.reshape(-1, w.shape[-1]).T, compute_uv=False)
-  np.testing.assert_allclose(s1.sv[name], sigma[:3], rtol=1e-3)
+  np.testing.assert_allclose(s2.sv[name], sigma[:3], rtol=1e-3)
 
 
 def test_accumulate_averages_micro_batch_gradients():
@@ -181,11 +181,11 @@ def test_run_leaves_its_artefacts(resumed_runs):
   workdir = pathlib.Path(resumed_runs[2])
   rows = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in rows] == [1, 2, 3, 4]
-  assert 'sv0/G/block0/conv1/kernel' in rows[2] and not any(k.startswith('sv') for k in rows[1])
+  assert 'sv0/G/block0/conv1/kernel' in rows[1] and not any(k.startswith('sv') for k in rows[2])
   for key in ('d_loss_real', 'd_loss_fake', 'g_loss', 'd_real', 'd_fake', 'g_grad_norm',
               'd_grad_norm', 'lr_g', 'lr_d', 'steps_per_sec', 'images_per_sec'):
     assert key in rows[-1], key
-  assert 'sv2/D/block1/conv2/kernel' in rows[2]  # tracked at steps 1, 3 (sv_every 2)
+  assert 'sv2/D/block1/conv2/kernel' in rows[3]  # tracked after steps 2, 4 (sv_every 2)
   assert (workdir / 'sigma0.png').stat().st_size > 0
   assert json.loads((workdir / 'config.json').read_text())['model']['ch'] == 4
   assert any(p.name.startswith('events.out.tfevents') for p in workdir.iterdir())
