@@ -4,7 +4,10 @@ Every biggan_jax CLI reports bad input as one line `error: ...` on stderr and
 exit code 2 (USAGE_ERROR), never a traceback.
 """
 
+import sys
+
 from absl import flags
+from absl import logging
 
 USAGE_ERROR = 2
 
@@ -26,3 +29,20 @@ def parse(flag_values: flags.FlagValues, argv: list[str]) -> None:
     raise UsageError(e) from None
   if len(rest) > 1:
     raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+
+
+def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
+        errors=(ValueError,)) -> int:
+  """A CLI's main: --help prints `doc`; `body()` runs after parsing and
+  returns the line to print; any of `errors` becomes `error: <one line>`, exit 2."""
+  if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
+    print(doc + '\n' + flag_values.get_help())
+    return 0
+  logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
+  try:
+    message = body()
+  except errors as e:
+    print(f'error: {one_line(e)}', file=sys.stderr)
+    return USAGE_ERROR
+  print(message)
+  return 0

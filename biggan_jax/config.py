@@ -106,6 +106,18 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def from_file(path, **overrides) -> ml_collections.ConfigDict:
+  """What --config=path does: import the file, call get_config(), then override."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(os.path.basename(str(path))[:-3], str(path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.update(overrides)
+  return config
+
+
 def _attn_resolutions(key: str, value: str) -> tuple[int, ...]:
   if value in ('', '0', 'none'):
     return ()

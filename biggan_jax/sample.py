@@ -30,7 +30,6 @@ import os
 import sys
 
 from absl import flags
-from absl import logging
 
 from biggan_jax import cli
 
@@ -240,17 +239,11 @@ def run() -> str:
 
 
 def main(argv: list[str]) -> int:
-  if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
-    print(__doc__ + '\n' + FLAGS.get_help())
-    return 0
-  logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
-  try:
+  def body():
     _parse(argv)
-    print(run())
-  except (ValueError, NotImplementedError) as e:  # cli.UsageError, CheckpointError, bad labels.
-    print(f'error: {cli.one_line(e)}', file=sys.stderr)
-    return cli.USAGE_ERROR
-  return 0
+    return run()
+  # cli.UsageError, CheckpointError, bad labels; 'tfhub' checkpoints: NotImplementedError.
+  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, NotImplementedError))
 
 
 if __name__ == '__main__':

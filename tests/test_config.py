@@ -1,7 +1,6 @@
 """Every configs/*.py loads and validates; every bad value is named in one line."""
 
 import glob
-import importlib.util
 import os
 
 import jax
@@ -13,12 +12,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(glob.glob(os.path.join(REPO, 'configs', '*.py')))
 
 
-def load_config(path):
-  """What --config=path does: import the file and call get_config()."""
-  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+load_config = config_lib.from_file
 
 
 def tiny_config():

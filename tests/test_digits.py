@@ -1,24 +1,19 @@
 """The digits demo: the dataset writer, a few steps of configs/digits.py, digits_eval."""
 
-import importlib.util
 import json
 import pathlib
 
 import numpy as np
 from PIL import Image
 
+from biggan_jax import config as config_lib
 from biggan_jax import digits_eval, input_pipeline, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def digits_config(**overrides):
-  spec = importlib.util.spec_from_file_location('digits', REPO / 'configs' / 'digits.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.update(overrides)
-  return config
+  return config_lib.from_file(REPO / 'configs' / 'digits.py', **overrides)
 
 
 def test_writer_makes_a_stratified_image_folder(tmp_path):

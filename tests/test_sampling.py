@@ -1,7 +1,6 @@
 """Sampling: the truncation trick, interpolations, load_generator on a training
 workdir, and python -m biggan_jax.sample (sheets, arrays, order, errors)."""
 
-import importlib.util
 import math
 import os
 import pathlib
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from biggan_jax import config as config_lib
 from biggan_jax import checkpoint, sample, sampling, train
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -21,12 +21,7 @@ R = 16  # the workdir's resolution
 
 
 def tiny_config(**overrides):
-  spec = importlib.util.spec_from_file_location('tiny', REPO / 'configs' / 'tiny.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.update(overrides)
-  return config
+  return config_lib.from_file(REPO / 'configs' / 'tiny.py', **overrides)
 
 
 @pytest.fixture(scope='module')

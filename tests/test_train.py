@@ -1,7 +1,6 @@
 """The training engine on the tiny config: mesh equivalence, exact resume,
 divergence and preemption handling, accumulation, EMA and standing stats."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -15,18 +14,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from biggan_jax import config as config_lib
 from biggan_jax import ema, input_pipeline, models, sharding, train, train_state, train_step
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def tiny_config(**overrides):
-  spec = importlib.util.spec_from_file_location('tiny', REPO / 'configs' / 'tiny.py')
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.update(overrides)
-  return config
+  return config_lib.from_file(REPO / 'configs' / 'tiny.py', **overrides)
 
 
 def run_steps(config, mesh, num_steps, states=None):

@@ -15,7 +15,6 @@ exit code 2. (--source=huggingface and --source=tfhub are not implemented yet.)
 import sys
 
 from absl import flags
-from absl import logging
 
 from biggan_jax import cli
 
@@ -60,24 +59,20 @@ def convert(source: str, input_path: str, output: str, *, overwrite: bool = Fals
   return checkpoint_dir.read_meta(output)
 
 
-def main(argv: list[str]) -> int:
-  if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
-    print(__doc__ + '\n' + FLAGS.get_help())
-    return 0
-  logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
-  try:
-    _parse(argv)
-    meta = convert(FLAGS.source, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite)
-  except ValueError as e:  # cli.UsageError, ConversionError, CheckpointDirError.
-    print(f'error: {cli.one_line(e)}', file=sys.stderr)
-    return cli.USAGE_ERROR
+def _run(argv: list[str]) -> str:
+  _parse(argv)
+  meta = convert(FLAGS.source, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite)
   m = meta['model']
   parts = 'G and D' if meta['has_discriminator'] else 'G only'
-  print(f"wrote {FLAGS.output}: {m['family']} {m['resolution']}x{m['resolution']}, "
-        f"ch {m['ch']}, dim_z {m['dim_z']}, {m['num_classes']} classes ({parts}). "
-        f'Sample: python -m biggan_jax.sample --checkpoint={FLAGS.output} '
-        '--output=samples.png')
-  return 0
+  return (f"wrote {FLAGS.output}: {m['family']} {m['resolution']}x{m['resolution']}, "
+          f"ch {m['ch']}, dim_z {m['dim_z']}, {m['num_classes']} classes ({parts}). "
+          f'Sample: python -m biggan_jax.sample --checkpoint={FLAGS.output} '
+          '--output=samples.png')
+
+
+def main(argv: list[str]) -> int:
+  # ValueError: cli.UsageError, ConversionError, CheckpointDirError.
+  return cli.run(__doc__, FLAGS, argv, lambda: _run(argv))
 
 
 if __name__ == '__main__':
