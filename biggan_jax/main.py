@@ -32,6 +32,9 @@ _COORDINATOR_ADDRESS = flags.DEFINE_string(
     'coordinator_address', None, 'host:port of process 0, for jax.distributed.initialize.')
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Number of processes (hosts).')
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Index of this process.')
+_INIT_FROM = flags.DEFINE_string(
+    'init_from', None, 'Fine-tune: a new run starts G, EMA G and D from this converted '
+    'checkpoint directory or training workdir (ignored when --workdir has a checkpoint).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 USAGE_ERROR = 2
@@ -106,10 +109,13 @@ def main(argv: list[str]) -> None:
     from biggan_jax import summary  # pylint: disable=g-import-not-at-top  # JAX only for good configs.
     summary.summarize(config, _WORKDIR.value)
   else:
-    from biggan_jax import train  # pylint: disable=g-import-not-at-top
+    from biggan_jax import init_from, train  # pylint: disable=g-import-not-at-top
     try:
-      train.train_and_evaluate(config, _WORKDIR.value)
-    except (train.NonFiniteLossError, input_pipeline.DatasetError) as e:
+      if _INIT_FROM.value:  # before anything is built; None when the workdir resumes.
+        init_from.check(config, _INIT_FROM.value, _WORKDIR.value)
+      train.train_and_evaluate(config, _WORKDIR.value, init_from=_INIT_FROM.value)
+    except (train.NonFiniteLossError, input_pipeline.DatasetError,
+            init_from.InitFromError) as e:
       _fail(e)
 
 

@@ -22,6 +22,7 @@ from etils import epath
 
 from biggan_jax import checkpoint, ema, input_pipeline, models, sharding
 from biggan_jax import config as config_lib
+from biggan_jax import init_from as init_from_lib
 from biggan_jax import train_state, train_step, visualize
 
 
@@ -120,8 +121,13 @@ def truncation_sheet_inputs(config):
   return z, y.astype(jnp.int32)
 
 
-def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
-  """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir."""
+def train_and_evaluate(config, workdir: str, init_from: str | None = None
+                       ) -> train_state.TrainState:
+  """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir.
+
+  `init_from`: a new run's G, EMA G and D start from this converted checkpoint
+  or training workdir (fine-tuning, biggan_jax/init_from.py).
+  """
   workdir = epath.Path(workdir)
   input_pipeline.check(config)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -145,6 +151,10 @@ def train_and_evaluate(config, workdir: str) -> train_state.TrainState:
     state, meta = checkpoint.restore_state(mngr, mngr.latest_step(), state)
     start = int(meta['data_position'])
     logging.info('resumed from step %d', start)
+    if init_from:
+      logging.warning('--init_from=%s ignored: resuming this workdir', init_from)
+  elif init_from:
+    state = init_from_lib.initialize(state, config, init_from)
   if jax.process_index() == 0:
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
 
