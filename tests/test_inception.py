@@ -1,0 +1,316 @@
+"""The FID Inception against pytorch-fid's, with random weights in its state-dict format.
+
+pytorch-fid's `InceptionV3([3])` (the FID graph: FIDInceptionA/C/E_1/E_2) is
+built with a random state dict instead of the download; our Flax network
+loads the same dict from a torch.save'd .pth with its torch-free reader, and
+the pool features and 1008 logits must agree to rel 1e-4 at input sizes 64,
+299 and 320. pytorch-fid needs only torchvision's Python model code; where
+torchvision's compiled ops do not load against the installed torch, its
+package is stubbed (`_pytorch_fid_inception`).
+"""
+
+import collections
+import importlib.util
+import os
+import pickle
+import sys
+import types
+
+import jax
+import numpy as np
+import pytest
+
+from biggan_jax import inception
+
+RTOL = 1e-4
+
+
+def rel_err(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def _torch_names(key: tuple[str, ...]) -> str:
+  """Our variable path -> pytorch-fid's state-dict name (the inverse of the loader)."""
+  collection, *mod, leaf = key
+  if collection == 'batch_stats':
+    return '.'.join(mod + ['running_' + leaf])
+  return '.'.join(mod + [{'kernel': 'weight', 'scale': 'weight', 'bias': 'bias'}[leaf]])
+
+
+def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
+  """A pytorch-fid state dict (numpy) of random weights that keep activations O(1).
+
+  He-initialised convs (std sqrt(2 / fan_in)) keep the ReLU activations'
+  scale through the 94 BasicConvs; BN statistics and affines are random
+  (mean ~ N(0, 0.1), var ~ U(0.5, 2), scale ~ U(0.5, 1.5), bias ~ N(0, 0.2))
+  so that the loader's mapping of each is exercised.
+  """
+  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  state = {}
+  for key, leaf in traverse_util.flatten_dict(inception.expected_variables()).items():
+    shape, name = leaf.shape, _torch_names(key)
+    if key[-1] == 'kernel' and len(shape) == 4:  # HWIO -> OIHW
+      fan_in = shape[0] * shape[1] * shape[2]
+      value = rng.normal(0, np.sqrt(2 / fan_in), shape).transpose(3, 2, 0, 1)
+    elif key[-1] == 'kernel':  # fc
+      value = rng.normal(0, 1 / np.sqrt(shape[0]), shape).T
+    elif key[-1] == 'scale':
+      value = rng.uniform(0.5, 1.5, shape)
+    elif key[-1] == 'bias':
+      value = rng.normal(0, 0.2, shape)
+    elif key[-1] == 'mean':
+      value = rng.normal(0, 0.1, shape)
+    else:
+      value = rng.uniform(0.5, 2, shape)
+    state[name] = np.ascontiguousarray(value, np.float32)
+    if key[-1] == 'mean':
+      state[name.replace('running_mean', 'num_batches_tracked')] = np.array(7, np.int64)
+  return state
+
+
+def save_pth(state: dict[str, np.ndarray], path, **kwargs) -> None:
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.save(collections.OrderedDict((k, torch.from_numpy(v)) for k, v in state.items()),
+             path, **kwargs)
+
+
+def _pytorch_fid_inception():
+  """pytorch_fid.inception, with a stub torchvision package if the real one fails to load."""
+  pytest.importorskip('torch')
+  pytest.importorskip('pytorch_fid')
+  try:
+    import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
+    return fid_inception
+  except (ImportError, RuntimeError):
+    pass
+  for name in [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'pytorch_fid')]:
+    del sys.modules[name]
+  spec = importlib.util.find_spec('torchvision')
+  tv = types.ModuleType('torchvision')
+  tv.__path__ = [os.path.dirname(spec.origin)]
+  tv.__version__ = '0.28.0'
+  sys.modules['torchvision'] = tv
+  import torchvision.models  # pylint: disable=g-import-not-at-top
+  tv.models = torchvision.models
+  import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
+  return fid_inception
+
+
+@pytest.fixture(scope='module')
+def state():
+  return random_state_dict()
+
+
+@pytest.fixture(scope='module')
+def weights_file(state, tmp_path_factory):
+  pytest.importorskip('torch')
+  path = tmp_path_factory.mktemp('weights') / inception.WEIGHTS_FILE
+  save_pth(state, path)
+  return str(path)
+
+
+def pytorch_fid_reference(state: dict[str, np.ndarray]):
+  """pytorch-fid's InceptionV3([3]) holding `state`, as images in [0, 1] -> (pool, logits)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  fid_inception = _pytorch_fid_inception()
+  tensors = {k: torch.from_numpy(v) for k, v in state.items()}
+  original = fid_inception.load_state_dict_from_url
+  fid_inception.load_state_dict_from_url = lambda *args, **kwargs: tensors
+  try:
+    model = fid_inception.InceptionV3([3]).eval()  # strict load: every name and shape fits.
+  finally:
+    fid_inception.load_state_dict_from_url = original
+
+  def run(images01: np.ndarray):
+    with torch.no_grad():
+      pool = model(torch.from_numpy(images01.transpose(0, 3, 1, 2)))[0][:, :, 0, 0]
+      logits = torch.nn.functional.linear(pool, tensors['fc.weight'], tensors['fc.bias'])
+    return pool.numpy(), logits.numpy()
+
+  return run
+
+
+@pytest.fixture(scope='module')
+def reference(state):
+  return pytorch_fid_reference(state)
+
+
+@pytest.fixture(scope='module')
+def extractor(weights_file):
+  return inception.FeatureExtractor(weights_file, batch_size=2, devices=jax.devices()[:1])
+
+
+def _images(n, size, seed):
+  """Smooth random uint8 images (a coarse field upsampled, plus noise), like photos."""
+  rng = np.random.default_rng(seed)
+  coarse = rng.uniform(0, 255, (n, 4, 4, 3))
+  smooth = np.asarray(jax.image.resize(coarse, (n, size, size, 3), 'bicubic'))
+  return np.clip(smooth + rng.normal(0, 20, smooth.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize('size', [64, 299, 320])
+def test_matches_pytorch_fid(extractor, reference, size):
+  images = _images(2, size, seed=size)
+  ours = extractor(images)
+  pool, logits = reference(images.astype(np.float32) / 255)
+  assert ours['pool'].shape == (2, 2048) and ours['logits'].shape == (2, 1008)
+  assert rel_err(ours['pool'], pool) <= RTOL
+  assert rel_err(ours['logits'], logits) <= RTOL
+  # Random weights that keep the features informative: O(1), different per image.
+  assert 0.05 < pool.mean() < 20
+  assert np.abs(pool[0] - pool[1]).mean() > 0.05 * pool.mean()
+  assert logits.std() > 0.1
+
+
+def test_float_input_in_minus_one_one(extractor, reference):
+  images = _images(2, 64, seed=1)
+  ours = extractor(images.astype(np.float32) / 127.5 - 1)
+  pool, _ = reference(images.astype(np.float32) / 255)
+  assert rel_err(ours['pool'], pool) <= RTOL
+
+
+def test_resize_matches_torch_interpolate():
+  torch = pytest.importorskip('torch')
+  rng = np.random.default_rng(0)
+  for h, w in [(64, 64), (320, 320), (512, 512), (100, 150)]:
+    images = rng.uniform(-1, 1, (1, h, w, 3)).astype(np.float32)
+    ours = np.asarray(inception.to_inception_input(images))
+    theirs = torch.nn.functional.interpolate(
+        torch.from_numpy((images + 1) / 2).permute(0, 3, 1, 2), size=(299, 299),
+        mode='bilinear', align_corners=False) * 2 - 1
+    assert np.abs(ours - theirs.permute(0, 2, 3, 1).numpy()).max() < 2e-6, (h, w)
+
+
+def test_sharded_batches_match_one_device(weights_file, extractor):
+  """8 CPU devices: batch 5 rounds up to 8 (one image each); 11 images = 2 batches, padded.
+
+  The images come as a jax.Array (G's samples do), the reference's as numpy.
+  """
+  sharded = inception.FeatureExtractor(weights_file, batch_size=5)
+  assert len(sharded.mesh.devices) == jax.device_count() == 8
+  assert sharded.batch_size == 8
+  images = _images(11, 48, seed=3)
+  ours, one = sharded(jax.numpy.asarray(images)), extractor(images)
+  assert ours['pool'].shape == (11, 2048)
+  assert rel_err(ours['pool'], one['pool']) <= 1e-5
+  assert rel_err(ours['logits'], one['logits']) <= 1e-5
+  assert sharded(images[:0])['pool'].shape == (0, 2048)
+
+
+def test_bad_images(extractor):
+  with pytest.raises(ValueError, match='3 channels'):
+    extractor(np.zeros((1, 8, 8, 1), np.uint8))
+  with pytest.raises(ValueError, match=r'expected \[-1, 1\]'):
+    extractor(np.full((1, 8, 8, 3), 255.0, np.float32))
+
+
+# ---------------------------------------------------------------------------
+# The torch-free .pth reader and load_weights.
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize('legacy', [False, True])
+def test_read_pth_matches_torch_load(tmp_path, legacy):
+  torch = pytest.importorskip('torch')
+  base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+  state = collections.OrderedDict(
+      w=torch.randn(3, 2, 3, 3), t=base.t(),  # non-contiguous
+      v=base[1:3, 2:],  # a view at a storage offset
+      s=torch.tensor(2.5, dtype=torch.float64), n=torch.tensor(7),
+      h=torch.randn(5).half(), b=torch.tensor([True, False]), e=torch.zeros(0, 3))
+  module_state = torch.nn.BatchNorm2d(4).state_dict()  # carries _metadata
+  state.update(module_state)
+  path = tmp_path / 'x.pth'
+  torch.save(state, path, _use_new_zipfile_serialization=not legacy)
+  ours = inception.read_pth(str(path))
+  theirs = torch.load(path, weights_only=True)
+  assert list(ours) == list(theirs)
+  for k, v in theirs.items():
+    assert ours[k].dtype == v.numpy().dtype and ours[k].shape == tuple(v.shape), k
+    np.testing.assert_array_equal(ours[k], v.numpy())
+
+
+def test_read_pth_refuses_bad_files(tmp_path):
+  torch = pytest.importorskip('torch')
+  good = tmp_path / 'good.pth'
+  torch.save({'a': torch.ones(1000)}, good, _use_new_zipfile_serialization=False)
+  truncated = tmp_path / 'truncated.pth'
+  truncated.write_bytes(good.read_bytes()[:-100])
+  code = tmp_path / 'code.pth'
+  code.write_bytes(pickle.dumps(types.SimpleNamespace(a=1)))
+  module = tmp_path / 'module.pth'
+  torch.save(torch.nn.ReLU(), module)
+  not_dict = tmp_path / 'list.pth'
+  torch.save([torch.ones(2)], not_dict)
+  for path, why in [(truncated, 'truncated'), (code, 'not allowed|not a torch.save'),
+                    (module, 'not allowed'), (not_dict, 'not a state dict'),
+                    (tmp_path / 'missing.pth', 'No such file')]:
+    with pytest.raises(ValueError, match=why) as e:
+      inception.read_pth(str(path))
+    message = str(e.value)
+    assert message.startswith(str(path)) and '\n' not in message
+
+
+def test_load_weights_maps_every_entry(state, weights_file):
+  variables = inception.load_weights(weights_file)
+  conv = variables['params']['Mixed_6b']['branch7x7_2']['conv']['kernel']
+  assert conv.shape == (1, 7, 128, 128)  # (1, 7) kernel as HWIO
+  np.testing.assert_array_equal(
+      conv, state['Mixed_6b.branch7x7_2.conv.weight'].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(variables['batch_stats']['Mixed_7c']['branch_pool']['bn']['var'],
+                                state['Mixed_7c.branch_pool.bn.running_var'])
+  np.testing.assert_array_equal(variables['params']['fc']['kernel'], state['fc.weight'].T)
+
+
+def test_load_weights_errors(state, tmp_path):
+  pytest.importorskip('torch')
+  partial = dict(state)
+  del partial['Mixed_5b.branch1x1.bn.running_var']
+  path = tmp_path / 'partial.pth'
+  save_pth(partial, path)
+  with pytest.raises(ValueError, match=r'partial.pth: not the FID Inception.*missing '
+                     r"\['Mixed_5b.branch1x1.bn.running_var'\]"):
+    inception.load_weights(str(path))
+  wrong = dict(state, **{'fc.weight': np.zeros((1000, 2048), np.float32),
+                         'fc.bias': np.zeros(1000, np.float32)})
+  save_pth(wrong, path)
+  with pytest.raises(ValueError, match=r'fc.(weight|bias) has shape \((1000, 2048|1000,)\), '
+                     r'the FID Inception expects \(1008'):
+    inception.load_weights(str(path))
+
+
+def test_load_weights_cache_and_download(weights_file, tmp_path, monkeypatch):
+  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(tmp_path))
+
+  def offline(url, timeout):
+    raise OSError(f'no network for {url} ({timeout} s)')
+
+  monkeypatch.setattr(inception.urllib.request, 'urlopen', offline)
+  with pytest.raises(ValueError, match='pass --weights=FILE') as e:
+    inception.load_weights()
+  assert '\n' not in str(e.value) and os.listdir(tmp_path) == []  # no partial file left.
+
+  class Response:  # the release file, served from disk; then a corrupt one.
+
+    def __init__(self, data):
+      self.data = data
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      del exc
+
+    def read(self, n):
+      chunk, self.data = self.data[:n], self.data[n:]
+      return chunk
+
+  data = open(weights_file, 'rb').read()
+  monkeypatch.setattr(inception.urllib.request, 'urlopen', lambda url, timeout: Response(data))
+  with pytest.raises(ValueError, match=r'sha256 \w+\.\.\. is not the expected 6726825d'):
+    inception.load_weights()  # random weights do not have the release's hash.
+  assert os.listdir(tmp_path) == []
+  os.symlink(weights_file, tmp_path / inception.WEIGHTS_FILE)  # a cached copy is used as is.
+  variables = inception.load_weights()
+  assert variables['params']['fc']['kernel'].shape == (2048, 1008)
