@@ -47,6 +47,9 @@ def base_config() -> ml_collections.ConfigDict:
   m.g_depth = 2               # BigGAN-deep: blocks per G stage.
   m.d_depth = 2               # BigGAN-deep: blocks per D stage.
   m.bn_eps = 1e-5             # BN_eps.
+  m.output_bn_eps = 1e-5      # G's output BN (upstream's default; TF-Hub's deep models: 1e-4).
+  m.output_conv_channels = 3  # G's last conv width, the image is its first 3 channels
+                              # (TF-Hub / pytorch-pretrained-BigGAN deep: ch, sliced).
   m.bn_momentum = 0.1         # PyTorch convention: new = 0.9 old + 0.1 batch.
   m.sn_eps = 1e-6             # SN_eps (launch scripts).
   m.sn_iters = 1              # num_G_SV_itrs / num_D_SV_itrs.
@@ -254,6 +257,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key in ('ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
     _check_int(f'model.{key}', m[key], 1)
   _check_int('model.d_ch', m.d_ch, 0)
+  _check_int('model.output_conv_channels', m.output_conv_channels, 3)
   if m.family == 'biggan_deep':
     _check_int('model.g_depth', m.g_depth, 1)
     _check_int('model.d_depth', m.d_depth, 1)

@@ -19,11 +19,17 @@ def create_generator(m):
     return biggan_deep.Generator(
         resolution=m.resolution, ch=m.ch, dim_z=m.dim_z, shared_dim=m.shared_dim,
         num_classes=m.num_classes, depth=m.g_depth, attn=g_attn,
-        bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_common(m))
+        bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_generator_output(m), **_common(m))
   return biggan.Generator(
       resolution=m.resolution, ch=m.ch, dim_z=m.dim_z, shared_dim=m.shared_dim,
       num_classes=m.num_classes, hierarchical_z=m.hierarchical_z, attn=g_attn,
-      bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_common(m))
+      bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_generator_output(m), **_common(m))
+
+
+def _generator_output(m):
+  # .get: model configs saved before these keys existed.
+  return dict(output_bn_eps=m.get('output_bn_eps', 1e-5),
+              output_conv_channels=m.get('output_conv_channels', 3))
 
 
 def create_discriminator(m):

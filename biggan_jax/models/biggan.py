@@ -83,6 +83,8 @@ class Generator(nn.Module):
   hierarchical_z: bool = True
   attn: Sequence[int] = (64,)
   bn_eps: float = 1e-5
+  output_bn_eps: float = 1e-5
+  output_conv_channels: int = 3
   bn_momentum: float = 0.1
   sn_eps: float = 1e-6
   sn_iters: int = 1
@@ -128,8 +130,9 @@ class Generator(nn.Module):
       h = GBlock(out_mult[i] * self.ch, bn, conv, name=f'block{i}')(h, conds[i], train)
       if res in self.attn:
         h = layers.Attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
-    h = nn.relu(layers.BatchNorm(1e-5, self.bn_momentum, name='output_bn')(h, train))
-    h = conv(3, name='output_conv')(h, train)
+    h = nn.relu(layers.BatchNorm(self.output_bn_eps, self.bn_momentum, name='output_bn')(
+        h, train))
+    h = conv(self.output_conv_channels, name='output_conv')(h, train)[..., :3]
     return jnp.tanh(h.astype(jnp.float32))
 
 

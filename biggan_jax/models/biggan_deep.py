@@ -92,8 +92,9 @@ class Generator(nn.Module):
   maps in -> out and upsamples. Upstream makes only the first block in -> in
   and breaks for depth != 2 when in != out; the two agree at depth 2.
 
-  The output conv has 3 channels; BigGAN-PyTorch and TF-Hub compute 128 and
-  keep the first 3 (a converter slices their weights).
+  The output conv has `output_conv_channels` (3, as BigGAN-PyTorch); TF-Hub
+  and pytorch-pretrained-BigGAN compute `ch` and keep the first 3, which the
+  converted models reproduce (slicing the weights would change their SN sigma).
   """
   resolution: int = 128
   ch: int = 128
@@ -103,6 +104,8 @@ class Generator(nn.Module):
   depth: int = 2
   attn: Sequence[int] = (64,)
   bn_eps: float = 1e-5
+  output_bn_eps: float = 1e-5
+  output_conv_channels: int = 3
   bn_momentum: float = 0.1
   sn_eps: float = 1e-6
   sn_iters: int = 1
@@ -135,8 +138,9 @@ class Generator(nn.Module):
         h = GBlock(out_ch, last, bn, conv, name=f'block{i}_{j}')(h, c, train)
       if res in self.attn:
         h = layers.Attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
-    h = nn.relu(layers.BatchNorm(1e-5, self.bn_momentum, name='output_bn')(h, train))
-    h = conv(3, name='output_conv')(h, train)
+    h = nn.relu(layers.BatchNorm(self.output_bn_eps, self.bn_momentum, name='output_bn')(
+        h, train))
+    h = conv(self.output_conv_channels, name='output_conv')(h, train)[..., :3]
     return jnp.tanh(h.astype(jnp.float32))
 
 
