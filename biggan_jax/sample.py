@@ -10,8 +10,11 @@ float32 NHWC in [-1, 1] (interpolations: (rows, steps, R, R, 3)).
 
 - --labels: class ids (or names, when the checkpoint lists them), one sheet row
   each with --num images per class; without labels, --num (default 8) random
-  classes. z is drawn from --seed with the paper's truncation trick at
-  --truncation (none by default), exactly as `Sampler.sample` draws it.
+  classes. z is drawn from --seed in the checkpoint's truncation convention
+  at --truncation, exactly as `Sampler.sample` draws it: the paper's trick
+  (none by default) for biggan_jax and BigGAN-PyTorch models; τ·truncnorm(-2, 2)
+  with the BN statistics of τ (0 < τ <= 1, default 1) for TF-Hub /
+  pytorch-pretrained-BigGAN models, whose --truncation also applies to given z.
 - --z_file (n, dim_z) with --labels_file (n,) or --labels (n or 1 classes):
   images in the order of the given z and labels.
 - --interpolate=z: per row, a class (--labels, or random) and two z (drawn, or
@@ -128,11 +131,7 @@ def _random_classes(sampler, n: int):
 
 
 def _draw_z(sampler, n: int):
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from biggan_jax import sampling  # pylint: disable=g-import-not-at-top
-  return np.asarray(sampling.truncated_z(jax.random.PRNGKey(FLAGS.seed), n, sampler.dim_z,
-                                         FLAGS.truncation))
+  return sampler.draw_z(n, FLAGS.truncation, FLAGS.seed)
 
 
 def _samples(sampler):
@@ -146,7 +145,7 @@ def _samples(sampler):
     y = sampler.class_ids(labels)
     if len(y) not in (1, len(z)):
       raise cli.UsageError(f'{len(y)} labels for the {len(z)} z of --z_file={FLAGS.z_file}')
-    images = sampler.sample(y, z=z, batch_size=FLAGS.batch_size)
+    images = sampler.sample(y, z=z, truncation=FLAGS.truncation, batch_size=FLAGS.batch_size)
     return images, _sheet_rows(len(images))
   if labels is None:
     y = _random_classes(sampler, FLAGS.num or DEFAULT_NUM)
@@ -177,7 +176,7 @@ def _interpolations(sampler):
            else _random_classes(sampler, FLAGS.num or DEFAULT_INTERPOLATIONS))
       z = _draw_z(sampler, 2 * len(y)).reshape(len(y), 2, sampler.dim_z)
     images = sampler.interpolate_z(z[:, 0], z[:, 1], y, FLAGS.steps,
-                                   batch_size=FLAGS.batch_size)
+                                   truncation=FLAGS.truncation, batch_size=FLAGS.batch_size)
     return images, len(images)
   # --interpolate=class
   if labels is not None:
@@ -196,6 +195,7 @@ def _interpolations(sampler):
   else:
     z = _draw_z(sampler, len(pairs))
   images = sampler.interpolate_classes(z, pairs[:, 0], pairs[:, 1], FLAGS.steps,
+                                       truncation=FLAGS.truncation,
                                        batch_size=FLAGS.batch_size)
   return images, len(images)
 
@@ -242,8 +242,8 @@ def main(argv: list[str]) -> int:
   def body():
     _parse(argv)
     return run()
-  # cli.UsageError, CheckpointError, bad labels; 'tfhub' checkpoints: NotImplementedError.
-  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, NotImplementedError))
+  # cli.UsageError, CheckpointError, bad labels or truncation.
+  return cli.run(__doc__, FLAGS, argv, body)
 
 
 if __name__ == '__main__':

@@ -12,8 +12,11 @@ meta says which truncation convention its model expects:
 - 'paper' (biggan_jax runs, BigGAN-PyTorch): the truncation trick of Brock et
   al. 2019, Sec. 3.1: z ~ N(0, I) with every value outside ±τ resampled, i.e.
   z ~ truncnorm(-τ, τ); the BN statistics do not depend on τ.
-- 'tfhub' (TF-Hub, pytorch-pretrained-BigGAN): τ · truncnorm(-2, 2) with BN
-  statistics chosen by τ; not implemented yet.
+- 'tfhub' (TF-Hub, pytorch-pretrained-BigGAN): z = τ · truncnorm(-2, 2), and
+  τ (0 < τ <= 1) also selects the BN statistics: every BN holds 51 sets, for
+  τ = 0, 0.02, ..., 1 (`bn_stats_at`). Explicit z are used as given (scaled
+  already, as the package's truncated_noise_sample returns them), with the
+  BN statistics of the τ passed beside them (default 1).
 
 Interpolations follow the paper's Fig. 4 / App. D: linear in z at a fixed
 class, or linear between two classes' shared embeddings at a fixed z.
@@ -39,6 +42,7 @@ from biggan_jax.convert import checkpoint_dir
 
 CheckpointError = checkpoint.CheckpointError
 TRAIN_KIND = 'biggan_jax.train'
+BN_STATS_BY_TRUNCATION = 'batch_stats_by_truncation'  # the 'tfhub' convention's tables.
 
 
 # ---------------------------------------------------------------------------
@@ -68,6 +72,36 @@ def truncated_z(rng, n: int, dim_z: int, truncation: float | None = None) -> jax
   check_truncation(truncation)
   t = float(truncation)
   return jax.random.truncated_normal(rng, -t, t, (n, dim_z), jnp.float32)
+
+
+def tfhub_z(rng, n: int, dim_z: int, truncation: float) -> jax.Array:
+  """TF-Hub's and pytorch-pretrained-BigGAN's latents: τ · truncnorm(-2, 2)."""
+  return truncation * jax.random.truncated_normal(rng, -2.0, 2.0, (n, dim_z), jnp.float32)
+
+
+def bn_stats_at(table, truncation: float):
+  """The BN statistics for `truncation` from (n_stats, C) tables, as the source does it.
+
+  pytorch-pretrained-BigGAN (BigGANBatchNorm.forward): coef, start =
+  modf(τ / step) with step = 1 / (n_stats - 1); stats = s[start] · coef +
+  s[start + 1] · (1 - coef) when coef != 0, else s[start]. The weights are the
+  reverse of linear interpolation, and float rounding moves some grid values:
+  τ = 0.14 gives 0.14 / 0.02 = 7.000000000000001, i.e. the stats of τ = 0.16,
+  and τ = 0.58 those of 0.56. Reproduced as is, in Python floats, because
+  that is what the source models sample with.
+  """
+  leaves = jax.tree.leaves(table)
+  n_stats = leaves[0].shape[0]
+  coef, start = math.modf(float(truncation) / (1.0 / (n_stats - 1)))
+  start = int(start)
+
+  def pick(t):
+    t = np.asarray(t, np.float32)
+    if coef == 0.0:
+      return t[start]
+    return t[start] * np.float32(coef) + t[start + 1] * np.float32(1 - coef)
+
+  return jax.tree.map(pick, table)
 
 
 def to_uint8(images) -> np.ndarray:
@@ -121,6 +155,12 @@ class Sampler:
     self.num_classes = int(model_config.num_classes)
     self.class_names = meta.get('class_names')
     self.truncation_convention = meta.get('truncation_convention', 'paper')
+    self._bn_table = None
+    if self.truncation_convention == 'tfhub':
+      variables = dict(variables)
+      self._bn_table = jax.device_get(variables.pop(BN_STATS_BY_TRUNCATION))
+      self.variables = variables
+    self._at_truncation = {}
     self._from_labels, self._from_embeddings, self._embed = _programs(module)
 
   def __repr__(self):
@@ -172,26 +212,51 @@ class Sampler:
     return np.asarray(self._embed(self.variables, self.class_ids(labels)))
 
   # ------------------------------------------------------------- sampling
+  def draw_z(self, n: int, truncation: float | None = None, seed: int = 0) -> np.ndarray:
+    """(n, dim_z) latents in this checkpoint's truncation convention."""
+    truncation = self._check_convention(truncation)
+    rng = jax.random.PRNGKey(seed)
+    if self.truncation_convention == 'tfhub':
+      return np.asarray(tfhub_z(rng, n, self.dim_z, truncation))
+    return np.asarray(truncated_z(rng, n, self.dim_z, truncation))
+
   def _z(self, z, n_labels: int, truncation, seed: int) -> np.ndarray:
     if z is None:
-      return np.asarray(truncated_z(jax.random.PRNGKey(seed), n_labels, self.dim_z,
-                                    truncation))
+      return self.draw_z(n_labels, truncation, seed)
     z = np.asarray(z, np.float32)
     if z.ndim != 2 or z.shape[1] != self.dim_z:
       raise ValueError(f'z has shape {z.shape} but this model takes (n, {self.dim_z})')
     return z
 
-  def _check_convention(self, truncation) -> None:
+  def _check_convention(self, truncation):
+    """Checks τ; returns it ('tfhub': 1 when None, since τ picks BN statistics)."""
     check_truncation(truncation)
-    if self.truncation_convention != 'paper':
-      raise NotImplementedError(
-          f'this checkpoint uses the {self.truncation_convention!r} truncation convention '
-          '(τ·truncnorm(-2, 2) with τ-dependent BN statistics); sampling it comes with the '
-          'TF-Hub / huggingface converters')
+    if self.truncation_convention != 'tfhub':
+      return truncation
+    if truncation is None:
+      return 1.0
+    if truncation > 1:
+      raise ValueError(f'truncation={truncation}: this checkpoint (TF-Hub / '
+                       'pytorch-pretrained-BigGAN convention) has BN statistics for '
+                       '0 < truncation <= 1')
+    return float(truncation)
 
-  def _run(self, fn, z: np.ndarray, cond: np.ndarray, batch_size: int) -> np.ndarray:
+  def variables_at(self, truncation: float | None):
+    """The variables to sample with at `truncation` (its BN statistics for 'tfhub')."""
+    if self._bn_table is None:
+      return self.variables
+    truncation = self._check_convention(truncation)
+    if truncation not in self._at_truncation:
+      stats = jax.device_put(bn_stats_at(self._bn_table, truncation),
+                             jax.tree.leaves(self.variables)[0].sharding)
+      self._at_truncation[truncation] = {**self.variables, 'batch_stats': stats}
+    return self._at_truncation[truncation]
+
+  def _run(self, fn, z: np.ndarray, cond: np.ndarray, batch_size: int,
+           truncation=None) -> np.ndarray:
     """fn(variables, z, cond) over batches of `batch_size`; the last is padded so
     that one compiled program serves every batch."""
+    variables = self.variables_at(truncation)
     if batch_size < 1:
       raise ValueError(f'batch_size={batch_size}: must be >= 1')
     n = z.shape[0]
@@ -203,7 +268,7 @@ class Sampler:
       if pad:
         zb = np.concatenate([zb, np.zeros((pad, *zb.shape[1:]), zb.dtype)])
         cb = np.concatenate([cb, np.zeros((pad, *cb.shape[1:]), cb.dtype)])
-      out.append(np.asarray(fn(self.variables, zb, cb), np.float32)[:size - pad])
+      out.append(np.asarray(fn(variables, zb, cb), np.float32)[:size - pad])
     return np.concatenate(out)
 
   def sample(self, labels, *, truncation: float | None = None, seed: int = 0,
@@ -214,7 +279,8 @@ class Sampler:
       labels: class ids or names, one per image (one label with n rows of `z`
         is used for all of them).
       truncation: τ of the truncation trick when z is drawn here; None: no
-        truncation. Ignored for the 'paper' convention when `z` is given.
+        truncation. Ignored for the 'paper' convention when `z` is given; for
+        'tfhub' it also picks the BN statistics (None: 1).
       seed: draws z (when `z` is None).
       z: explicit latents (n, dim_z).
       batch_size: images per jitted call.
@@ -226,36 +292,41 @@ class Sampler:
       y = np.repeat(y, len(z))
     if len(y) != len(z):
       raise ValueError(f'{len(y)} labels but {len(z)} rows of z')
-    return self._run(self._from_labels, z, y, batch_size)
+    return self._run(self._from_labels, z, y, batch_size, truncation)
 
-  def interpolate_z(self, z0, z1, labels, steps: int, *, batch_size: int = 32) -> np.ndarray:
+  def interpolate_z(self, z0, z1, labels, steps: int, *, truncation: float | None = None,
+                    batch_size: int = 32) -> np.ndarray:
     """Images along the line from z0 to z1 at a fixed class (the paper's Fig. 4).
 
     z0, z1: (dim_z,) -> (steps, R, R, 3); or (n, dim_z), with one label or n,
     -> (n, steps, R, R, 3). The first and last images are G(z0, y), G(z1, y).
+    `truncation` matters only for 'tfhub' checkpoints (their BN statistics).
     """
-    self._check_convention(None)
+    self._check_convention(truncation)
     z0, z1, single = self._pair(z0, z1)
     y = self._broadcast(self.class_ids(labels), len(z0))
     t = self._weights(steps)
     z = ((1 - t) * z0[:, None] + t * z1[:, None]).reshape(-1, self.dim_z)
-    images = self._run(self._from_labels, z, np.repeat(y, steps), batch_size)
+    images = self._run(self._from_labels, z, np.repeat(y, steps), batch_size, truncation)
     return self._shape(images, steps, single)
 
   def interpolate_classes(self, z, labels0, labels1, steps: int, *,
+                          truncation: float | None = None,
                           batch_size: int = 32) -> np.ndarray:
     """Images along the line between two classes' shared embeddings, at fixed z.
 
     z: (dim_z,) -> (steps, R, R, 3); or (n, dim_z) -> (n, steps, R, R, 3).
-    The first and last images are G(z, y0), G(z, y1).
+    The first and last images are G(z, y0), G(z, y1). `truncation`: as in
+    `interpolate_z`.
     """
-    self._check_convention(None)
+    self._check_convention(truncation)
     z, _, single = self._pair(z, z)
     e0 = self.embed_classes(self._broadcast(self.class_ids(labels0), len(z)))
     e1 = self.embed_classes(self._broadcast(self.class_ids(labels1), len(z)))
     t = self._weights(steps)
     e = ((1 - t) * e0[:, None] + t * e1[:, None]).reshape(-1, e0.shape[-1])
-    images = self._run(self._from_embeddings, np.repeat(z, steps, axis=0), e, batch_size)
+    images = self._run(self._from_embeddings, np.repeat(z, steps, axis=0), e, batch_size,
+                       truncation)
     return self._shape(images, steps, single)
 
   def _pair(self, a, b):
@@ -328,8 +399,9 @@ def _not_a_checkpoint(path: epath.Path) -> CheckpointError:
         f'{path} is a BigGAN-PyTorch weights folder; convert it first: python -m '
         f'biggan_jax.convert --source=biggan-pytorch --input={path} --output=DIR')
   if 'pytorch_model.bin' in names:
-    return CheckpointError(f'{path} is a pytorch-pretrained-BigGAN folder; converting '
-                           'it (--source=huggingface) is not implemented yet')
+    return CheckpointError(
+        f'{path} is a pytorch-pretrained-BigGAN folder; convert it first: python -m '
+        f'biggan_jax.convert --source=huggingface --input={path} --output=DIR')
   if 'meta.json' in names:
     return CheckpointError(f'{path}/meta.json is not a biggan_jax checkpoint\'s meta')
   if {'config.json', 'metrics.jsonl'} & names:
@@ -367,8 +439,7 @@ def load_generator(path, step: int | None = None) -> Sampler:
       `python -m biggan_jax.convert`.
     step: for a training workdir, which checkpoint (default: the latest).
   Raises:
-    CheckpointError (a ValueError) with one line saying what is wrong;
-    NotImplementedError for a 'tfhub'-convention checkpoint (for now).
+    CheckpointError (a ValueError) with one line saying what is wrong.
   """
   path = epath.Path(path)
   if not path.exists():
@@ -394,12 +465,7 @@ def load_generator(path, step: int | None = None) -> Sampler:
     raise _not_a_checkpoint(path)
 
   convention = meta.get('truncation_convention', 'paper')
-  if convention == 'tfhub':
-    raise NotImplementedError(
-        f"{path}: a 'tfhub'-convention checkpoint (τ·truncnorm(-2, 2), BN statistics chosen "
-        'by τ); sampling it is not implemented yet (it comes with the TF-Hub/huggingface '
-        'converters)')
-  if convention != 'paper':
+  if convention not in ('paper', 'tfhub'):
     raise CheckpointError(f'{path}: unknown truncation_convention {convention!r}')
   m = _model_config(meta['model'], path)
   module = models.create_generator(m)
@@ -408,6 +474,10 @@ def load_generator(path, step: int | None = None) -> Sampler:
   except Exception as e:  # pylint: disable=broad-except  # a config the model rejects.
     raise CheckpointError(f'{path}: its model config does not build a generator '
                           f'({type(e).__name__}: {e})') from None
+  if convention == 'tfhub':
+    n_stats = int(meta.get('num_bn_stats', 51))
+    abstract = {**abstract, BN_STATS_BY_TRUNCATION: jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct((n_stats, *s.shape), s.dtype), abstract['batch_stats'])}
   if variables is None:
     try:
       variables = checkpoint_dir.restore(path, checkpoint_dir.GENERATOR, abstract)

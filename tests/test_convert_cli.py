@@ -167,7 +167,7 @@ def _truncate(tmp_path, weights, name):
 
 
 @pytest.mark.parametrize('case, needles', [
-    ('huggingface', ['--source=huggingface', 'not implemented yet']),
+    ('huggingface', ['BigGAN-PyTorch weights folder', 'use --source=biggan-pytorch']),
     ('unknown_source', ['--source=onnx', 'unknown']),
     ('hf_folder', ['huggingface', 'not a BigGAN-PyTorch weights folder']),
     ('d_only', ['only a discriminator (D.pth)']),
@@ -213,8 +213,8 @@ def test_tfhub_not_implemented_from_the_command_line(tmp_path):
        f'--input={tmp_path}', f'--output={out}'],
       capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
   assert proc.returncode == 2, proc.stderr
-  assert proc.stderr.strip() == ('error: --source=tfhub: not implemented yet '
-                                 '(--source=biggan-pytorch converts today)')
+  assert proc.stderr.strip() == ('error: --source=tfhub: not implemented yet (--source='
+                                 'biggan-pytorch and --source=huggingface convert today)')
   assert not out.exists()
 
 

@@ -136,12 +136,12 @@ def test_class_names_and_unknown_classes(sampler):
     sampler.sample([0], truncation=0)
 
 
-def test_tfhub_convention_is_not_implemented_yet(sampler):
-  hub = sampling.Sampler(sampler.module, sampler.variables,
-                         {**sampler.meta, 'truncation_convention': 'tfhub'},
-                         sampler.model_config)
-  with pytest.raises(NotImplementedError, match='tfhub'):
-    hub.sample([0], truncation=0.4)
+def test_tfhub_convention_needs_its_tables(sampler):
+  """A 'tfhub' checkpoint carries per-truncation BN tables; the rest is in
+  tests/test_convert_huggingface.py."""
+  with pytest.raises(KeyError, match='batch_stats_by_truncation'):
+    sampling.Sampler(sampler.module, sampler.variables,
+                     {**sampler.meta, 'truncation_convention': 'tfhub'}, sampler.model_config)
 
 
 # ---------------------------------------------------------------------- CLI

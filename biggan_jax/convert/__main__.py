@@ -9,7 +9,11 @@ fine-tuned from DIR. DIR (see biggan_jax/convert/checkpoint_dir.py) is what
 `python -m biggan_jax.sample --checkpoint=DIR` and
 `biggan_jax.load_generator(DIR)` open, with no other flag. An existing DIR is
 replaced only with --overwrite. Bad input: one line `error: ...` on stderr,
-exit code 2. (--source=huggingface and --source=tfhub are not implemented yet.)
+exit code 2.
+
+--source=huggingface: IN holds config.json and pytorch_model.bin as
+pytorch-pretrained-BigGAN ships them (biggan-deep-128/256/512); G only, with
+its truncation-dependent BN statistics (biggan_jax/convert/huggingface.py).
 """
 
 import sys
@@ -19,7 +23,7 @@ from absl import flags
 from biggan_jax import cli
 
 SOURCES = ('biggan-pytorch', 'huggingface', 'tfhub')
-NOT_YET = ('huggingface', 'tfhub')
+NOT_YET = ('tfhub',)
 
 FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('source', None, f'Format of --input: one of {", ".join(SOURCES)}.',
@@ -37,7 +41,7 @@ def _parse(argv: list[str]) -> None:
   cli.parse(FLAGS, argv)
   if FLAGS.source in NOT_YET:
     raise cli.UsageError(f'--source={FLAGS.source}: not implemented yet '
-                     '(--source=biggan-pytorch converts today)')
+                         '(--source=biggan-pytorch and --source=huggingface convert today)')
   if FLAGS.source not in SOURCES:
     raise cli.UsageError(f'--source={FLAGS.source}: unknown; use one of {", ".join(SOURCES)}')
 
@@ -46,15 +50,19 @@ def convert(source: str, input_path: str, output: str, *, overwrite: bool = Fals
   """Converts `input_path` (a `source` model) into the directory `output`; returns its meta."""
   from biggan_jax.convert import checkpoint_dir  # pylint: disable=g-import-not-at-top
   checkpoint_dir.check_writable(output, overwrite)  # before any slow work.
-  if source != 'biggan-pytorch':
+  if source not in ('biggan-pytorch', 'huggingface'):
     raise cli.UsageError(f'--source={source}: not implemented yet')
   try:
     import torch  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
-    raise cli.UsageError('--source=biggan-pytorch reads .pth files with torch: '
+    raise cli.UsageError(f'--source={source} reads PyTorch files with torch: '
                          'pip install "biggan_jax[convert]"') from None
-  from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
-  meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
+  if source == 'huggingface':
+    from biggan_jax.convert import huggingface  # pylint: disable=g-import-not-at-top
+    meta, g_vars, d_vars = huggingface.convert_folder(input_path)
+  else:
+    from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
+    meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
   checkpoint_dir.save(output, meta, g_vars, d_vars, overwrite=overwrite)
   return checkpoint_dir.read_meta(output)
 
@@ -65,7 +73,8 @@ def _run(argv: list[str]) -> str:
   m = meta['model']
   parts = 'G and D' if meta['has_discriminator'] else 'G only'
   return (f"wrote {FLAGS.output}: {m['family']} {m['resolution']}x{m['resolution']}, "
-          f"ch {m['ch']}, dim_z {m['dim_z']}, {m['num_classes']} classes ({parts}). "
+          f"ch {m['ch']}, dim_z {m['dim_z']}, {m['num_classes']} classes ({parts}; "
+          f"truncation convention {meta['truncation_convention']!r}). "
           f'Sample: python -m biggan_jax.sample --checkpoint={FLAGS.output} '
           '--output=samples.png')
 

@@ -215,7 +215,7 @@ def _read_run_state(path: pathlib.Path) -> Any:
                           'is the file complete?') from None
 
 
-def _torch_load(path: pathlib.Path) -> Any:
+def torch_load(path: pathlib.Path) -> Any:
   """A weights file: torch.load(weights_only=True), tensors and containers only."""
   import torch  # pylint: disable=g-import-not-at-top
   try:
@@ -228,7 +228,7 @@ def _torch_load(path: pathlib.Path) -> Any:
                           'is the file complete?') from None
 
 
-def _state_dict_arrays(obj: Any, path: pathlib.Path) -> dict[str, np.ndarray]:
+def state_dict_arrays(obj: Any, path: pathlib.Path) -> dict[str, np.ndarray]:
   """A torch state dict (name -> tensor) as name -> float32 numpy arrays."""
   import torch  # pylint: disable=g-import-not-at-top
   if not isinstance(obj, Mapping) or not obj:
@@ -241,7 +241,7 @@ def _state_dict_arrays(obj: Any, path: pathlib.Path) -> dict[str, np.ndarray]:
   return arrays
 
 
-def _describe_other_format(folder: pathlib.Path, names: set[str]) -> str | None:
+def describe_other_format(folder: pathlib.Path, names: set[str]) -> str | None:
   """What `folder` is, if it is some other source format we recognise."""
   if 'pytorch_model.bin' in names or ('config.json' in names and 'model.safetensors' in names):
     return ('looks like a pytorch-pretrained-BigGAN (huggingface) folder (config.json, '
@@ -266,7 +266,7 @@ def read_folder(folder) -> dict[str, Any]:
   names = {p.name for p in folder.iterdir()}
   g_file = next((n for n in GENERATOR_FILES if n in names), None)
   if g_file is None:
-    other = _describe_other_format(folder, names)
+    other = describe_other_format(folder, names)
     if other:
       raise ConversionError(f'--input={folder} {other}, not a BigGAN-PyTorch weights folder')
     if 'D.pth' in names:
@@ -290,9 +290,9 @@ def read_folder(folder) -> dict[str, Any]:
   itr = state.get('itr')
   return dict(
       config=dict(cfg),
-      generator=_state_dict_arrays(_torch_load(folder / g_file), folder / g_file),
+      generator=state_dict_arrays(torch_load(folder / g_file), folder / g_file),
       generator_file=g_file,
-      discriminator=(_state_dict_arrays(_torch_load(folder / 'D.pth'), folder / 'D.pth')
+      discriminator=(state_dict_arrays(torch_load(folder / 'D.pth'), folder / 'D.pth')
                      if 'D.pth' in names else None),
       itr=int(itr) if isinstance(itr, int) else None)
 
