@@ -71,6 +71,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss = 'hinge'            # 'hinge', 'non_saturating' or 'wasserstein'.
   c.r1 = False                # R1 zero-centred gradient penalty on real data (Sec. 4.2).
   c.r1_gamma = 10.0           # its weight γ when r1 is on (the paper tried 10).
+  c.mode_seeking = 0.0        # MSGAN's mode-seeking term in G's loss, its weight
+                              # (Mao et al. 2019: 1); 0 = off. Pairs G's batch halves by class.
   c.augment = ''              # DiffAugment of D's inputs (Zhao et al. 2020): e.g.
                               # 'translation,cutout' or 'color,translation,cutout'; '' = off.
   c.ortho_beta = 1e-4         # modified orthogonal regularisation on G (Sec. 3.1).
@@ -318,6 +320,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _check_number('eps_d', config.eps_d, '> 0')
   _check_number('ema_decay', config.ema_decay, 'in [0, 1)')
   _check_number('r1_gamma', config.r1_gamma, '>= 0')
+  _check_number('mode_seeking', config.mode_seeking, '>= 0')
+  if config.mode_seeking > 0 and (config.batch_size // config.num_accumulations) % 2:
+    raise ConfigError(f'mode_seeking={config.mode_seeking}: pairs the two halves of each '
+                      'micro-batch, so batch_size / num_accumulations must be even')
   _check_number('ortho_beta', config.ortho_beta, '>= 0')
   _check_number('ortho_beta_d', config.ortho_beta_d, '>= 0')
   from biggan_jax import augment  # pylint: disable=g-import-not-at-top

@@ -103,7 +103,12 @@ def make_train_step(config, generator, discriminator, latent_sharding):
     g_loss = losses.g_loss(config.loss, d_fake)
     ortho = regularizers.ortho_penalty(g_params, config.ortho_beta,
                                        reference_grad=config.ortho_reference_grad)
-    return g_loss + ortho, ((g_new, d_new), dict(g_loss=g_loss, ortho=ortho))
+    metrics = dict(g_loss=g_loss, ortho=ortho)
+    loss = g_loss + ortho
+    if config.mode_seeking > 0:
+      metrics['mode_seeking'] = losses.mode_seeking(fake, z)
+      loss += config.mode_seeking * metrics['mode_seeking']
+    return loss, ((g_new, d_new), metrics)
 
   def d_update(state, batch_i, rng):
     acc_shape = batch_i['label'].shape
@@ -119,6 +124,10 @@ def make_train_step(config, generator, discriminator, latent_sharding):
 
   def g_update(state, acc_shape, rng):
     z, y_fake = sample(rng, acc_shape)
+    if config.mode_seeking > 0:  # the second half repeats the first half's classes.
+      half = y_fake[:, :acc_shape[1] // 2]
+      y_fake = jax.lax.with_sharding_constraint(jnp.concatenate([half, half], 1),
+                                                latent_sharding)
     grads, (g_state, d_state), metrics = _accumulate(
         functools.partial(g_loss_fn, d_params=state.d_params), state.g_params,
         (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))

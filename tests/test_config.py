@@ -103,6 +103,7 @@ INVALID = {
     'lr_g': (_set('lr_g', 0.0), ['lr_g=0.0', '> 0']),
     'lr_d': (_set('lr_d', -1e-4), ['lr_d=-0.0001', '> 0']),
     'r1_gamma': (_set('r1_gamma', -1.0), ['r1_gamma=-1.0', '>= 0']),
+    'mode_seeking': (_set('mode_seeking', -1.0), ['mode_seeking=-1.0', '>= 0']),
     'ortho_beta': (_set('ortho_beta', -1e-4), ['ortho_beta=-0.0001', '>= 0']),
 }
 

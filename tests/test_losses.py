@@ -80,3 +80,12 @@ def test_r1_under_jit():
   x = jnp.ones((3, 2, 3))
   f = jax.jit(lambda x: losses.r1_penalty(lambda x: jnp.sum(x * w, axis=(1, 2)), x))
   np.testing.assert_allclose(f(x), 55.0, rtol=1e-6)
+
+
+def test_mode_seeking_is_msgan_ratio():
+  z = jnp.concatenate([jnp.zeros((2, 4)), jnp.full((2, 4), 2.0)])  # mean |z1 - z2| = 2
+  x = jnp.concatenate([jnp.zeros((2, 3, 3, 3)), jnp.full((2, 3, 3, 3), 0.5)])  # 0.5
+  np.testing.assert_allclose(losses.mode_seeking(x, z), 1 / (0.25 + 1e-5), rtol=1e-6)
+  # G ignoring z (same images for different z) is what it punishes: 1 / eps.
+  same = jnp.ones((4, 3, 3, 3))
+  np.testing.assert_allclose(losses.mode_seeking(same, z), 1e5, rtol=1e-6)

@@ -91,10 +91,10 @@ def test_8_devices_match_1_device():
 
 def test_options_train_and_stay_finite():
   config = tiny_config(loss='non_saturating', r1=True, ortho_beta_d=1e-4,
-                       num_accumulations=2, num_d_steps=1, batch_size=16)
+                       num_accumulations=2, num_d_steps=1, batch_size=32, mode_seeking=1.0)
   state, history = run_steps(config, sharding.make_mesh(), 1)
   assert all(np.isfinite(v) for v in history[-1].values())
-  assert history[-1]['r1'] > 0
+  assert history[-1]['r1'] > 0 and history[-1]['mode_seeking'] > 0
   config = tiny_config(loss='wasserstein')
   _, history = run_steps(config, sharding.make_mesh(), 1)
   assert np.isfinite(history[-1]['g_loss'])
