@@ -205,16 +205,21 @@ def test_bad_input_is_one_line(case, needles, weights, ref, tmp_path, capsys):
   assert not out.exists()
 
 
-def test_tfhub_not_implemented_from_the_command_line(tmp_path):
-  """The real entry point (python -m biggan_jax.convert): one line, exit code 2."""
+def test_bad_tfhub_input_from_the_command_line(tmp_path):
+  """The real entry point (python -m biggan_jax.convert): one line on stderr even after
+  TensorFlow (whose C++ logging writes there) has read a corrupt module; exit code 2."""
+  module = tmp_path / 'biggan-deep-128'
+  (module / 'variables').mkdir(parents=True)
+  (module / 'variables' / 'variables.index').write_bytes(b'not a checkpoint index')
+  (module / 'saved_model.pb').write_bytes(b'')
   out = tmp_path / 'out'
   proc = subprocess.run(
       [sys.executable, '-m', 'biggan_jax.convert', '--source=tfhub',
-       f'--input={tmp_path}', f'--output={out}'],
+       f'--input={module}', f'--output={out}'],
       capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
   assert proc.returncode == 2, proc.stderr
-  assert proc.stderr.strip() == ('error: --source=tfhub: not implemented yet (--source='
-                                 'biggan-pytorch and --source=huggingface convert today)')
+  assert proc.stderr.strip() == (f'error: {module}/variables/variables: unreadable checkpoint '
+                                 '(OpError); is the download complete?')
   assert not out.exists()
 
 

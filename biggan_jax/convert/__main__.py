@@ -14,6 +14,10 @@ exit code 2.
 --source=huggingface: IN holds config.json and pytorch_model.bin as
 pytorch-pretrained-BigGAN ships them (biggan-deep-128/256/512); G only, with
 its truncation-dependent BN statistics (biggan_jax/convert/huggingface.py).
+
+--source=tfhub: IN is a TF-Hub BigGAN-deep module (deepmind/biggan-deep-128/1,
+-256, -512), untarred: saved_model.pb (its graph holds the BN statistics) and
+variables/; G only, read with TensorFlow (biggan_jax/convert/tfhub.py).
 """
 
 import sys
@@ -23,7 +27,6 @@ from absl import flags
 from biggan_jax import cli
 
 SOURCES = ('biggan-pytorch', 'huggingface', 'tfhub')
-NOT_YET = ('tfhub',)
 
 FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('source', None, f'Format of --input: one of {", ".join(SOURCES)}.',
@@ -39,9 +42,6 @@ for _name in ('source', 'input', 'output'):
 
 def _parse(argv: list[str]) -> None:
   cli.parse(FLAGS, argv)
-  if FLAGS.source in NOT_YET:
-    raise cli.UsageError(f'--source={FLAGS.source}: not implemented yet '
-                         '(--source=biggan-pytorch and --source=huggingface convert today)')
   if FLAGS.source not in SOURCES:
     raise cli.UsageError(f'--source={FLAGS.source}: unknown; use one of {", ".join(SOURCES)}')
 
@@ -50,19 +50,23 @@ def convert(source: str, input_path: str, output: str, *, overwrite: bool = Fals
   """Converts `input_path` (a `source` model) into the directory `output`; returns its meta."""
   from biggan_jax.convert import checkpoint_dir  # pylint: disable=g-import-not-at-top
   checkpoint_dir.check_writable(output, overwrite)  # before any slow work.
-  if source not in ('biggan-pytorch', 'huggingface'):
-    raise cli.UsageError(f'--source={source}: not implemented yet')
-  try:
-    import torch  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
-    raise cli.UsageError(f'--source={source} reads PyTorch files with torch: '
-                         'pip install "biggan_jax[convert]"') from None
-  if source == 'huggingface':
-    from biggan_jax.convert import huggingface  # pylint: disable=g-import-not-at-top
-    meta, g_vars, d_vars = huggingface.convert_folder(input_path)
+  if source not in SOURCES:
+    raise cli.UsageError(f'--source={source}: unknown; use one of {", ".join(SOURCES)}')
+  if source == 'tfhub':  # TensorFlow, not torch; the converter imports it.
+    from biggan_jax.convert import tfhub  # pylint: disable=g-import-not-at-top
+    meta, g_vars, d_vars = tfhub.convert_folder(input_path)
   else:
-    from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
-    meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
+    try:
+      import torch  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise cli.UsageError(f'--source={source} reads PyTorch files with torch: '
+                           'pip install "biggan_jax[convert]"') from None
+    if source == 'huggingface':
+      from biggan_jax.convert import huggingface  # pylint: disable=g-import-not-at-top
+      meta, g_vars, d_vars = huggingface.convert_folder(input_path)
+    else:
+      from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
+      meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
   checkpoint_dir.save(output, meta, g_vars, d_vars, overwrite=overwrite)
   return checkpoint_dir.read_meta(output)
 
