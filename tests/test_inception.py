@@ -10,6 +10,7 @@ package is stubbed (`_pytorch_fid_inception`).
 """
 
 import collections
+import contextlib
 import importlib.util
 import os
 import pickle
@@ -76,6 +77,18 @@ def save_pth(state: dict[str, np.ndarray], path, **kwargs) -> None:
              path, **kwargs)
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+  """torch on one thread: on a busy 2-core machine its 2 OpenMP threads run ~10x slower."""
+  import torch  # pylint: disable=g-import-not-at-top
+  threads = torch.get_num_threads()
+  torch.set_num_threads(1)
+  try:
+    yield
+  finally:
+    torch.set_num_threads(threads)
+
+
 def _pytorch_fid_inception():
   """pytorch_fid.inception, with a stub torchvision package if the real one fails to load."""
   pytest.importorskip('torch')
@@ -124,11 +137,12 @@ def pytorch_fid_reference(state: dict[str, np.ndarray]):
     fid_inception.load_state_dict_from_url = original
 
   def run(images01: np.ndarray):
-    with torch.no_grad():
+    with torch.no_grad(), one_torch_thread():
       pool = model(torch.from_numpy(images01.transpose(0, 3, 1, 2)))[0][:, :, 0, 0]
       logits = torch.nn.functional.linear(pool, tensors['fc.weight'], tensors['fc.bias'])
     return pool.numpy(), logits.numpy()
 
+  run.model = model
   return run
 
 
@@ -184,16 +198,18 @@ def test_resize_matches_torch_interpolate():
 
 
 def test_sharded_batches_match_one_device(weights_file, extractor):
-  """8 CPU devices: batch 5 rounds up to 8 (one image each); 11 images = 2 batches, padded.
+  """By default the mesh is every local device (8 here) and batch 5 rounds up to 8.
 
-  The images come as a jax.Array (G's samples do), the reference's as numpy.
+  Run on 2 of them (cheaper on 2 cores): batch 3 -> 4, 5 images = 2 batches,
+  the last padded; the images come as a jax.Array (G's samples do).
   """
-  sharded = inception.FeatureExtractor(weights_file, batch_size=5)
-  assert len(sharded.mesh.devices) == jax.device_count() == 8
-  assert sharded.batch_size == 8
-  images = _images(11, 48, seed=3)
+  default = inception.FeatureExtractor(weights_file, batch_size=5)
+  assert default.mesh.devices.size == jax.device_count() == 8 and default.batch_size == 8
+  sharded = inception.FeatureExtractor(weights_file, batch_size=3, devices=jax.devices()[:2])
+  assert sharded.batch_size == 4
+  images = _images(5, 48, seed=3)
   ours, one = sharded(jax.numpy.asarray(images)), extractor(images)
-  assert ours['pool'].shape == (11, 2048)
+  assert ours['pool'].shape == (5, 2048)
   assert rel_err(ours['pool'], one['pool']) <= 1e-5
   assert rel_err(ours['logits'], one['logits']) <= 1e-5
   assert sharded(images[:0])['pool'].shape == (0, 2048)
@@ -314,3 +330,41 @@ def test_load_weights_cache_and_download(weights_file, tmp_path, monkeypatch):
   os.symlink(weights_file, tmp_path / inception.WEIGHTS_FILE)  # a cached copy is used as is.
   variables = inception.load_weights()
   assert variables['params']['fc']['kernel'].shape == (2048, 1008)
+
+
+def test_fid_end_to_end_matches_pytorch_fid(extractor, reference, tmp_path):
+  """PNG folders -> statistics -> FID: ours (FeatureExtractor, compute_stats,
+  frechet_distance) against pytorch-fid's calculate_activation_statistics and
+  calculate_frechet_distance.
+
+  mu and sigma are compared at 2048-d; the FID on the leading 4 features
+  (full rank with 6 images; one 2048-d sqrtm takes ~10 s on 2 cores).
+  """
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from pytorch_fid import fid_score  # pylint: disable=g-import-not-at-top
+  from biggan_jax import metrics  # pylint: disable=g-import-not-at-top
+  ours, theirs = [], []
+  for name, seed in (('a', 10), ('b', 11)):
+    folder = tmp_path / name
+    folder.mkdir()
+    for i, image in enumerate(_images(6, 64, seed)):
+      Image.fromarray(image).save(folder / f'{i:02d}.png')
+    files = sorted(str(p) for p in folder.iterdir())
+    with one_torch_thread():
+      theirs.append(fid_score.calculate_activation_statistics(files, reference.model,
+                                                              batch_size=6, num_workers=0))
+    ours.append(metrics.compute_stats(str(folder), extractor))
+  for stats, (mu, sigma) in zip(ours, theirs):
+    assert stats.num == 6
+    assert rel_err(stats.mu, mu) <= RTOL
+    assert rel_err(stats.sigma, sigma) <= RTOL
+  d = 4
+  fid_ours = metrics.frechet_distance(ours[0].mu[:d], ours[0].sigma[:d, :d],
+                                      ours[1].mu[:d], ours[1].sigma[:d, :d])
+  fid_theirs = fid_score.calculate_frechet_distance(
+      theirs[0][0][:d], theirs[0][1][:d, :d], theirs[1][0][:d], theirs[1][1][:d, :d])
+  assert fid_theirs > 1e-3
+  print(f'FID parity: mu {max(rel_err(s.mu, t[0]) for s, t in zip(ours, theirs)):.1e}, '
+        f'sigma {max(rel_err(s.sigma, t[1]) for s, t in zip(ours, theirs)):.1e}, '
+        f'FID[:{d}] {fid_ours:.6f} vs {fid_theirs:.6f}')
+  assert fid_ours == pytest.approx(fid_theirs, rel=1e-3)
