@@ -59,6 +59,7 @@ def _quiet_stderr():
   finally:
     os.dup2(saved, 2)
     os.close(saved)
+    os.close(saved)
 
 
 def _tf():
