@@ -1,0 +1,114 @@
+"""FID between two image folders or statistics files, as pytorch-fid computes it.
+
+    python -m biggan_jax.fid PATH_A PATH_B [--weights=FILE] [--batch_size=200]
+        [--max_images=N] [--save_stats=OUT.npz [--overwrite]]
+    python -m biggan_jax.fid --save_stats=OUT.npz PATH [--weights=FILE] ...
+
+Each PATH is a folder of .png/.jpg/.jpeg images (any depth; class labels when
+laid out as PATH/<class>/<image>) or a statistics .npz: ours (`--save_stats`,
+biggan_jax.metrics.save_stats) or pytorch-fid's (`--save-stats`, mu and sigma).
+Folders go through the FID Inception (biggan_jax/inception.py: pytorch-fid's
+network, resize and weights) on every local device; the last stdout line is
+`FID: <value>`, pytorch-fid's `calculate_frechet_distance` of the two.
+
+--save_stats=OUT.npz writes the statistics of PATH_A (which must then be a
+folder) for later runs; with one PATH it only does that. Without --weights the
+Inception weights come from $BIGGAN_JAX_CACHE (default ~/.cache/biggan_jax),
+downloaded from pytorch-fid's release the first time.
+
+Bad input (a missing path, a file that is not a statistics .npz, statistics of
+another dimension, fewer than 2 images, an existing OUT without --overwrite)
+stops with one line `error: ...` on stderr and exit code 2, before any
+features are computed.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from biggan_jax import cli
+
+FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
+flags.DEFINE_string('weights', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
+                    '(default: the cached or downloaded copy).', flag_values=FLAGS)
+flags.DEFINE_integer('batch_size', 200, 'Images per Inception call, all devices together.',
+                     flag_values=FLAGS)
+flags.DEFINE_integer('max_images', None, 'Use a random subset (seed 0) of this many images '
+                     'of each folder.', flag_values=FLAGS)
+flags.DEFINE_string('save_stats', None, "OUT.npz: write PATH_A's statistics there.",
+                    flag_values=FLAGS)
+flags.DEFINE_bool('overwrite', False, 'Replace an existing --save_stats file.', flag_values=FLAGS)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  """The flags, checked; returns the paths."""
+  FLAGS.unparse_flags()
+  try:
+    paths = FLAGS(argv)[1:]
+  except flags.Error as e:
+    raise cli.UsageError(e) from None
+  if not (len(paths) == 2 or (len(paths) == 1 and FLAGS.save_stats)):
+    raise cli.UsageError(f'got {len(paths)} paths: give two (image folders or statistics '
+                         '.npz) to compare, or one with --save_stats=OUT.npz')
+  if FLAGS.batch_size < 1:
+    raise cli.UsageError(f'--batch_size={FLAGS.batch_size}: must be >= 1')
+  if FLAGS.max_images is not None and FLAGS.max_images < 2:
+    raise cli.UsageError(f'--max_images={FLAGS.max_images}: the covariance needs >= 2')
+  for path in paths:
+    if not os.path.exists(path):
+      raise cli.UsageError(f'{path}: no such file or directory')
+    if not os.path.isdir(path) and not path.endswith('.npz'):
+      raise cli.UsageError(f'{path}: neither an image folder nor a statistics .npz')
+  out = FLAGS.save_stats
+  if out is not None:
+    if not out.endswith('.npz'):
+      raise cli.UsageError(f'--save_stats={out}: must end in .npz')
+    if os.path.isdir(out):
+      raise cli.UsageError(f'--save_stats={out} is a directory')
+    if os.path.exists(out) and not FLAGS.overwrite:
+      raise cli.UsageError(f'--save_stats={out} exists; pass --overwrite to replace it')
+    if not os.path.isdir(paths[0]):
+      raise cli.UsageError(f'--save_stats: {paths[0]} is already statistics; PATH_A must '
+                           'be an image folder')
+  return paths
+
+
+def run(paths: list[str]) -> str:
+  """Statistics of each path, then their FID; returns the lines to print."""
+  from biggan_jax import inception  # pylint: disable=g-import-not-at-top  # JAX after checks.
+  from biggan_jax import metrics  # pylint: disable=g-import-not-at-top
+  stats = {p: metrics.load_stats(p) for p in paths if not os.path.isdir(p)}
+  lines = [f'{p}: statistics of {s.num or "?"} images' for p, s in stats.items()]
+  folders = [p for p in paths if os.path.isdir(p)]
+  for p in folders:
+    num = len(metrics.list_images(p)[0])
+    if num < 2:
+      raise cli.UsageError(f'{p}: {num} .png/.jpg/.jpeg images; the covariance needs at '
+                           'least 2')
+  if folders:
+    extractor = inception.FeatureExtractor(FLAGS.weights, batch_size=FLAGS.batch_size)
+    for p in folders:
+      stats[p] = metrics.compute_stats(p, extractor, max_images=FLAGS.max_images)
+      lines.append(f'{p}: {stats[p].num} images')
+    if FLAGS.save_stats:
+      metrics.save_stats(FLAGS.save_stats, stats[paths[0]], {
+          'weights': os.path.basename(extractor.weights),
+          'inception': 'pytorch-fid InceptionV3 (TF inception-2015-12-05), bilinear '
+                       'resize to 299 (align_corners=False), pool_3 features'})
+      lines.append(f'wrote {FLAGS.save_stats}: statistics of {paths[0]}')
+  if len(paths) == 2:
+    a, b = stats[paths[0]], stats[paths[-1]]
+    if a.dim != b.dim:
+      raise cli.UsageError(f'{paths[0]} holds {a.dim}-d statistics, {paths[1]} {b.dim}-d: '
+                           'both must come from the same Inception layer (2048-d pool_3)')
+    lines.append(f'FID: {metrics.fid(a, b)}')
+  return '\n'.join(lines)
+
+
+def main(argv: list[str]) -> int:
+  return cli.run(__doc__, FLAGS, argv, lambda: run(_parse(argv)), errors=(ValueError, OSError))
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))
