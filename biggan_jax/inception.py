@@ -492,6 +492,17 @@ def load_weights(path: str | None = None) -> dict:
 # Batched, sharded feature extraction.
 # ---------------------------------------------------------------------------
 
+@functools.cache
+def _jitted(devices: tuple, precision: Any):
+  """(mesh, resize, network) for these devices: one cache, whatever the extractors."""
+  mesh = Mesh(np.asarray(devices), ('data',))
+  replicated, batch = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
+  prepare = jax.jit(to_inception_input, in_shardings=batch, out_shardings=batch)
+  network = jax.jit(InceptionV3(precision).apply, in_shardings=(replicated, batch),
+                    out_shardings=batch)
+  return mesh, prepare, network
+
+
 class FeatureExtractor:
   """Images -> {'pool': (N, 2048), 'logits': (N, 1008)} numpy float32.
 
@@ -517,16 +528,11 @@ class FeatureExtractor:
     variables = weights if isinstance(weights, Mapping) else load_weights(weights)
     self.weights = None if isinstance(weights, Mapping) else (
         weights or os.path.join(cache_dir(), WEIGHTS_FILE))
-    devices = jax.local_devices() if devices is None else list(devices)
-    self.mesh = Mesh(np.asarray(devices), ('data',))
+    devices = tuple(jax.local_devices() if devices is None else devices)
     self.batch_size = -(-batch_size // len(devices)) * len(devices)
-    replicated = NamedSharding(self.mesh, P())
+    self.mesh, self._prepare, self._network = _jitted(devices, precision)
     self._batch_sharding = NamedSharding(self.mesh, P('data'))
-    self._variables = jax.device_put(variables, replicated)
-    model = InceptionV3(precision)
-    self._prepare = jax.jit(to_inception_input, out_shardings=self._batch_sharding)
-    self._network = jax.jit(model.apply, in_shardings=(replicated, self._batch_sharding),
-                            out_shardings=self._batch_sharding)
+    self._variables = jax.device_put(variables, NamedSharding(self.mesh, P()))
 
   def _batches(self, images) -> Iterator[tuple[jax.Array, int]]:
     xp = jnp if isinstance(images, jax.Array) else np  # G's samples stay on device.
