@@ -88,7 +88,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.sv_every = 100            # singular-value tracking cadence (Fig. 3).
   c.sample_every = 2_000
   c.checkpoint_every = 2_000
-  c.eval_every = 10_000
+  c.eval_every = 0            # FID/IS of the EMA G every this many steps; 0 = off. Needs:
+  c.eval_ref_stats = ''       # the real data's stats .npz (python -m biggan_jax.fid DATA
+                              # --save_stats=FILE); every eval also keeps WORKDIR/best_fid.
+  c.eval_num_samples = 10_000  # images per eval (the paper's final numbers: 50k, evaluate.py).
+  c.eval_batch_size = 100     # images per generator and Inception call during evals.
+  c.eval_weights = ml_collections.FieldReference(None, field_type=str)
+                              # pytorch-fid's Inception .pth; None: cached or downloaded.
+  c.eval_heldout_split = ''   # e.g. 'test': log D's mean logit on training vs these held-out
+                              # images at every eval (D overfitting, Sec. 4.2); '' = off.
   c.max_to_keep = 3
   c.num_sample_rows = 8       # sample sheet: rows x columns.
   c.truncations = ''          # e.g. '0.25_0.5_1_2': at the end write truncation.png, the
@@ -331,11 +339,29 @@ def validate(config: ml_collections.ConfigDict) -> None:
     augment.parse(config.augment)
   except ValueError as e:
     raise ConfigError(str(e)) from None
+  _check_evaluation(config)
   try:
     truncation_thresholds(config)
   except ValueError:
     raise ConfigError(f"truncations={config.truncations!r}: give thresholds > 0 joined "
                       "by '_', e.g. '0.25_0.5_1_2' ('' for none)") from None
+
+
+def _check_evaluation(config) -> None:
+  _check_int('eval_every', config.eval_every, 0)
+  if not isinstance(config.eval_heldout_split, str):
+    raise ConfigError(f"eval_heldout_split={config.eval_heldout_split!r}: give a split name "
+                      "such as 'test' ('' = off)")
+  if not config.eval_every:
+    return
+  if not isinstance(config.eval_ref_stats, str) or not config.eval_ref_stats:
+    raise ConfigError(
+        f'eval_ref_stats={config.eval_ref_stats!r}: eval_every={config.eval_every} '
+        'scores FID against the real data\'s statistics; write them with python -m '
+        'biggan_jax.fid DATA --save_stats=REF.npz and set --config.eval_ref_stats=REF.npz, '
+        'or set --config.eval_every=0')
+  _check_int('eval_num_samples', config.eval_num_samples, 10)  # IS takes 10 splits.
+  _check_int('eval_batch_size', config.eval_batch_size, 1)
 
 
 def truncation_thresholds(config) -> tuple[float, ...]:
