@@ -246,9 +246,9 @@ def inception_score(logits, num_splits: int = 10) -> tuple[float, float]:
 
   As BigGAN-PyTorch's inception_tf13.py (and the original IS code): softmax
   over all 1008 logits of the 2015-12-05 graph, splits
-  [i N / s, (i + 1) N / s), population std. (BigGAN-PyTorch's
-  inception_utils.py, used for monitoring only, instead takes torchvision's
-  1000-class network.)
+  [i N / s, (i + 1) N / s), population std. (BigGAN-PyTorch's training-time
+  "PYTORCH UNOFFICIAL" IS, inception_utils.py, takes torchvision's 1000-class
+  network instead; its README warns it reads 5-10% lower than the TF score.)
   """
   logits = np.asarray(logits, np.float64)
   n = len(logits)
