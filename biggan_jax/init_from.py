@@ -30,6 +30,7 @@ from etils import epath
 from biggan_jax import checkpoint
 from biggan_jax import config as config_lib
 from biggan_jax.convert import checkpoint_dir
+from biggan_jax.sampling import BN_STATS_BY_TRUNCATION as TABLES
 
 TRAIN_KIND = 'biggan_jax.train'
 REPO_CONFIGS = epath.Path(__file__).resolve().parents[1] / 'configs'
@@ -48,6 +49,7 @@ class Source:
   has_discriminator: bool
   checkpoints: epath.Path | None = None  # 'workdir': the Orbax checkpoints folder
   step: int | None = None               # 'workdir': the checkpoint used
+  num_bn_stats: int | None = None       # 'tfhub' convention: rows of its τ-indexed BN tables
 
 
 # ---------------------------------------------------------------------------
@@ -60,7 +62,7 @@ def _shape_fields(m, family: str, discriminator: bool) -> dict:
   base = config_lib.base_config().model
   value = lambda k: get(k, base[k])  # pylint: disable=unnecessary-lambda-assignment
   fields = {k: value(k) for k in ('family', 'resolution', 'num_classes', 'ch', 'dim_z',
-                                  'shared_dim', 'g_attn')}
+                                  'shared_dim', 'g_attn', 'output_conv_channels')}
   fields['g_attn'] = _attn(fields['g_attn'])
   if family == 'biggan':
     fields['hierarchical_z'] = value('hierarchical_z')
@@ -145,7 +147,8 @@ def describe(path) -> Source:
     except checkpoint_dir.CheckpointDirError as e:
       raise InitFromError(f'--init_from: {e}') from None
     return Source(path, 'converted', dict(meta['model']),
-                  bool(meta.get('has_discriminator')) and (path / checkpoint_dir.DISCRIMINATOR).is_dir())
+                  bool(meta.get('has_discriminator')) and (path / checkpoint_dir.DISCRIMINATOR).is_dir(),
+                  num_bn_stats=meta.get('num_bn_stats'))
   found = _training_checkpoints(path)
   if found is None:
     raise InitFromError(f'--init_from={path}: neither a converted checkpoint directory '
@@ -199,12 +202,24 @@ def _placed_like(values, like):
 
 def _restore_converted(source: Source, item: str, params, collections, copies: int = 1):
   """`copies` separate (params, collections) pairs: G and EMA G must not share
-  buffers, since the train step donates the state."""
+  buffers, since the train step donates the state.
+
+  A 'tfhub'-convention G (TF-Hub, pytorch-pretrained-BigGAN) also holds BN
+  statistics per truncation; its batch_stats are the τ = 1 row, the untruncated
+  z a run trains with, so the tables are read (Orbax restores whole trees) and
+  dropped.
+  """
   like = {'params': params, **collections}
+  target = dict(like)
+  if item == checkpoint_dir.GENERATOR and source.num_bn_stats:
+    target[TABLES] = jax.tree.map(
+        lambda s: jax.ShapeDtypeStruct((source.num_bn_stats, *s.shape), s.dtype),
+        collections['batch_stats'])
   try:
-    restored = checkpoint_dir.restore(source.path, item, like)
+    restored = checkpoint_dir.restore(source.path, item, target)
   except checkpoint_dir.CheckpointDirError as e:
     raise InitFromError(f'--init_from: {e}') from None
+  restored = {k: v for k, v in restored.items() if k != TABLES}
   out = []
   for _ in range(copies):
     variables = dict(_placed_like(restored, like))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -203,3 +204,35 @@ def test_mismatch_suggests_the_config_file_that_fits(tmp_path):
   config.model.ch = 8
   with pytest.raises(init_from.InitFromError, match=r'in model.ch \(16 there, 8 here\);'):
     init_from.check_architecture(config, source)
+
+
+def test_init_from_a_huggingface_conversion(tmp_path):
+  """A converted pytorch-pretrained-BigGAN G (no D): its τ = 1 BN statistics."""
+  pytest.importorskip('pytorch_pretrained_biggan')
+  pytest.importorskip('biggan_jax.convert.huggingface')
+  hf_fixture = pytest.importorskip('hf_fixture')
+  from biggan_jax import sampling  # pylint: disable=g-import-not-at-top
+  from biggan_jax.convert.__main__ import convert  # pylint: disable=g-import-not-at-top
+  source = tmp_path / 'converted'
+  meta = convert('huggingface', hf_fixture.write_tiny_hf(str(tmp_path / 'hf')), str(source))
+  config = tiny_config(total_steps=0)
+  with pytest.raises(init_from.InitFromError, match='--config.model.output_conv_channels=4'):
+    init_from.check(config, source, tmp_path / 'run')
+  for key, value in meta['model'].items():  # the architecture the error asks for
+    config.model[key] = value
+  assert init_from.check(config, source, tmp_path / 'run').num_bn_stats == 51
+  # init_from.initialize alone, on a stand-in state of zeros (train.py's call of it
+  # is tested above): creating a real 128x128 state takes minutes on a CPU.
+  g_params, g_state = split(sampling.load_generator(source).variables)
+  assert set(g_state) == {'batch_stats', 'spectral'}  # the per-τ tables are not loaded
+  zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)  # pylint: disable=unnecessary-lambda-assignment
+  fresh = train_state.TrainState(
+      step=jnp.zeros((), jnp.int32), rng=jax.random.PRNGKey(0), g_params=zeros(g_params),
+      g_state=zeros(g_state), g_opt_state=(), d_params={'d': jnp.ones(3)}, d_state={},
+      d_opt_state=(), ema_params=zeros(g_params), ema_state=zeros(g_state), sv={})
+  state = init_from.initialize(fresh, config, str(source))
+  for field in ('g_params', 'ema_params'):
+    assert_trees_equal(getattr(state, field), g_params)
+  for field in ('g_state', 'ema_state'):
+    assert_trees_equal(getattr(state, field), g_state)
+  assert_trees_equal(state.d_params, fresh.d_params)  # no D in DIR
