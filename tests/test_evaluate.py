@@ -21,7 +21,7 @@ from biggan_jax import config as config_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 R = 16
-FIDS = [5.0, 7.0, 3.0, 4.0]  # the FID each eval of the training run reports.
+FIDS = [5.0, 7.0, 3.0]  # the FID each eval of the training run reports.
 
 
 class ProjectionExtractor:
@@ -68,8 +68,8 @@ def ref_path(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory, ref_path):
-  """4 steps, an eval after each; the FIDs it sees are FIDS (the rest is real)."""
-  config = tiny_config(total_steps=4, checkpoint_every=1, max_to_keep=4, sample_every=0,
+  """3 steps, an eval after each; the FIDs it sees are FIDS (the rest is real)."""
+  config = tiny_config(total_steps=3, checkpoint_every=3, sample_every=0,
                        num_d_steps=1, num_standing_stats=1, eval_every=1,
                        eval_num_samples=12, eval_batch_size=12,
                        eval_ref_stats=str(ref_path), eval_heldout_split='test')
@@ -196,7 +196,7 @@ def test_cli_writes_metrics_and_protocol(run, ref_path, tmp_path, capsys, monkey
   assert p['inception_weights_sha256'] == hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
   assert (p['num_samples'], p['truncation'], p['truncation_convention']) == (20, 0.5, 'paper')
   assert p['ref_stats'] == str(ref_path) and p['ref_num_images'] == 40
-  assert p['seed'] == 0 and p['step'] == 4 and p['date'].startswith('20')
+  assert p['seed'] == 0 and p['step'] == 3 and p['date'].startswith('20')
   assert f'FID {doc["fid"]:.4g}' in stdout
   # Nothing is overwritten without --overwrite; with it the numbers repeat.
   code, _, err = run_cli(capsys, *args)
@@ -230,9 +230,9 @@ def test_training_logs_eval_rows(run):
   workdir, _, real_fids = run
   rows = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
   evals = [r for r in rows if 'fid' in r]
-  assert [r['step'] for r in evals] == [1, 2, 3, 4]
+  assert [r['step'] for r in evals] == [1, 2, 3]
   assert [r['fid'] for r in evals] == FIDS
-  assert len(real_fids) == 4 and all(np.isfinite(f) and f > 0 for f in real_fids)
+  assert len(real_fids) == 3 and all(np.isfinite(f) and f > 0 for f in real_fids)
   for r in evals:
     for key in ('is_mean', 'is_std', 'precision', 'recall', 'd_train', 'd_heldout'):
       assert np.isfinite(r[key]), key
@@ -244,7 +244,7 @@ def test_training_logs_eval_rows(run):
 
 def test_best_fid_is_kept_only_when_improved(run):
   workdir, saved, _ = run
-  assert saved == [1, 3]  # FIDs 5, 7, 3, 4: the first, then the better one.
+  assert saved == [1, 3]  # FIDs 5, 7, 3: the first, then the better one.
   assert sorted(p.name for p in (workdir / 'best_fid').iterdir() if p.name.isdigit()) == ['3']
   sampler = sampling.load_generator(workdir / 'best_fid')
   assert sampler.meta['step'] == 3 and sampler.meta['fid'] == 3.0
