@@ -2,6 +2,13 @@
 
     python -m biggan_jax.main --config=configs/cifar10.py --workdir=runs/cifar10
 
+With FID/IS every 5,000 steps (and the best-FID checkpoint kept in
+runs/cifar10/best_fid), against the training set's Inception statistics:
+
+    python -m biggan_jax.fid --save_stats=cifar10_train.npz DATA_FOLDER
+    python -m biggan_jax.main --config=configs/cifar10.py --workdir=runs/cifar10 \
+        --config.eval_every=5000 --config.eval_ref_stats=cifar10_train.npz
+
 Hardware: one GPU (the upstream script uses two with DataParallel).
 
 Upstream values: batch 50, 4 D steps per G step, lr G 2e-4 / D 2e-4, N(0, 0.02)
@@ -47,7 +54,8 @@ def get_config():
   config.total_steps = 125_000
   config.checkpoint_every = 2_000
   config.sample_every = 2_000
-  config.eval_every = 5_000
+  config.eval_every = 0         # FID/IS every N steps needs reference stats: see the docstring.
+  config.eval_num_samples = 10_000
 
   config.dataset.name = 'cifar10'
   config.dataset.random_flip = False
