@@ -558,8 +558,8 @@ class FeatureExtractor:
     pending = None
 
     def fetch(result, n):
-      for key in out:
-        out[key].append(np.asarray(result[key][:n], np.float32))
+      for key in out:  # slicing on the host: a device slice would compile per n.
+        out[key].append(np.asarray(result[key], np.float32)[:n])
 
     for batch, n in self._batches(images):
       result = self._network(self._variables, self._prepare(batch))
