@@ -1,7 +1,7 @@
 """FID between two image folders or statistics files, as pytorch-fid computes it.
 
     python -m biggan_jax.fid PATH_A PATH_B [--weights=FILE] [--batch_size=200]
-        [--max_images=N] [--save_stats=OUT.npz [--overwrite]]
+        [--max_images=N] [--max_per_class=1000] [--save_stats=OUT.npz [--overwrite]]
     python -m biggan_jax.fid --save_stats=OUT.npz PATH [--weights=FILE] ...
 
 Each PATH is a folder of .png/.jpg/.jpeg images (any depth; class labels when
@@ -36,6 +36,8 @@ flags.DEFINE_integer('batch_size', 200, 'Images per Inception call, all devices 
                      flag_values=FLAGS)
 flags.DEFINE_integer('max_images', None, 'Use a random subset (seed 0) of this many images '
                      'of each folder.', flag_values=FLAGS)
+flags.DEFINE_integer('max_per_class', 1000, 'Per-class statistics (intra-FID) from up to this '
+                     'many images of each class folder; 0: none.', flag_values=FLAGS)
 flags.DEFINE_string('save_stats', None, "OUT.npz: write PATH_A's statistics there.",
                     flag_values=FLAGS)
 flags.DEFINE_bool('overwrite', False, 'Replace an existing --save_stats file.', flag_values=FLAGS)
@@ -53,6 +55,8 @@ def _parse(argv: list[str]) -> list[str]:
                          '.npz) to compare, or one with --save_stats=OUT.npz')
   if FLAGS.batch_size < 1:
     raise cli.UsageError(f'--batch_size={FLAGS.batch_size}: must be >= 1')
+  if FLAGS.max_per_class < 0 or FLAGS.max_per_class == 1:
+    raise cli.UsageError(f'--max_per_class={FLAGS.max_per_class}: 0 (none) or >= 2')
   if FLAGS.max_images is not None and FLAGS.max_images < 2:
     raise cli.UsageError(f'--max_images={FLAGS.max_images}: the covariance needs >= 2')
   for path in paths:
@@ -89,7 +93,8 @@ def run(paths: list[str]) -> str:
   if folders:
     extractor = inception.FeatureExtractor(FLAGS.weights, batch_size=FLAGS.batch_size)
     for p in folders:
-      stats[p] = metrics.compute_stats(p, extractor, max_images=FLAGS.max_images)
+      stats[p] = metrics.compute_stats(p, extractor, max_images=FLAGS.max_images,
+                                       max_per_class=FLAGS.max_per_class)
       lines.append(f'{p}: {stats[p].num} images')
     if FLAGS.save_stats:
       metrics.save_stats(FLAGS.save_stats, stats[paths[0]], {

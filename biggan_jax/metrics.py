@@ -41,30 +41,36 @@ STATS_FORMAT = 'biggan_jax.metrics.FeatureStats/1'
 class FeatureStats:
   """Mean, covariance and a random subset of features, accumulated batch by batch.
 
-  Sums are float64 around a shift (the first batch's mean), so `sigma` equals
-  `np.cov(all_features, rowvar=False)` to ~1e-12 whatever the number of
-  images. Rows wait in a float32 buffer until there are 2 * dim of them (as
-  many bytes as the dim x dim float64 sums), so a class seen a few dozen times
-  costs its rows, not 32 MB of sums: per-class stats of ImageNet's 1000
-  classes at 50 images each take ~400 MB.
+  `mu` and `sigma` come from float64 sums around a shift (the first batch's
+  mean), so `sigma` equals `np.cov(all_features, rowvar=False)` to ~1e-12
+  whatever the number of images; 32 MB at 2048-d.
 
   `features` (and `labels`) are a uniform random subset of at most
   `max_features` rows (reservoir sampling, fixed seed): what precision/recall,
-  density/coverage and their k-NN balls need, independent of the input order.
-  With labels, `per_class` holds a FeatureStats per class (intra-FID).
+  density/coverage and their k-NN balls need, independent of input order.
+
+  With labels, `per_class[c]` is a FeatureStats of class c whose mu and sigma
+  are those of up to `max_per_class` of its rows (all of them for smaller
+  classes, else a uniform random subset): 8 KB per kept row at 2048-d instead
+  of 32 MB of sums per class, so ImageNet's 1000 classes at 50 images each
+  take 400 MB (and at the default cap of 1000, at most 8 GB).
+  `max_per_class=0` keeps no per-class statistics.
   """
 
-  def __init__(self, max_features: int = 10000, *, seed: int = 0, _per_class: bool = True):
+  def __init__(self, max_features: int = 10000, *, seed: int = 0,
+               max_per_class: int = 1000):
+    if max_per_class == 1:
+      raise ValueError('max_per_class=1: a covariance needs at least 2 rows (0: none)')
     self.max_features = max_features
+    self.max_per_class = max_per_class
     self.meta: dict[str, Any] = {}
     self.per_class: dict[int, 'FeatureStats'] = {}
-    self._per_class_enabled = _per_class
+    self._seed = seed
     self._rng = np.random.default_rng(seed)
     self._num = 0
     self._dim = None
-    self._shift = self._s1 = self._s2 = None
-    self._buffer: list[np.ndarray] = []
-    self._buffered = 0
+    self._sums = None  # (shift, s1, s2), or None while nothing is seen or for row-only stats.
+    self._rows_only = False  # per-class stats: moments of the kept rows.
     self._kept = None  # (features, labels or None), preallocated to max_features rows.
     self._has_labels = None
     self._fixed = None  # (mu, sigma) of stats read from a file.
@@ -85,7 +91,7 @@ class FeatureStats:
     x = np.asarray(pool_features, np.float32)
     if x.ndim != 2 or (self._dim is not None and x.shape[1] != self._dim):
       raise ValueError(f'features of shape {x.shape}: expected (n, {self._dim or "dim"})')
-    if (labels is not None) != bool(self._has_labels) and self._has_labels is not None:
+    if self._has_labels is not None and (labels is not None) != self._has_labels:
       raise ValueError('give labels with every batch or with none')
     if labels is not None:
       labels = np.asarray(labels)
@@ -95,30 +101,35 @@ class FeatureStats:
       labels = labels.astype(np.int64)
     if not len(x):
       return
-    if self._dim is None:
-      self._dim = x.shape[1]
-      self._shift = x.astype(np.float64).mean(axis=0)
-      self._s1 = np.zeros(self._dim)
-      self._s2 = np.zeros((self._dim, self._dim))
-    self._has_labels = labels is not None
-    self._buffer.append(x)
-    self._buffered += len(x)
-    if self._buffered >= 2 * self._dim:
-      self._fold()
+    self._dim, self._has_labels = x.shape[1], labels is not None
+    if not self._rows_only:
+      if self._sums is None:
+        shift = x.astype(np.float64).mean(axis=0)
+        self._sums = (shift, np.zeros(self._dim), np.zeros((self._dim, self._dim)))
+      shift, s1, s2 = self._sums
+      centred = x.astype(np.float64) - shift
+      s1 += centred.sum(axis=0)
+      s2 += centred.T @ centred
     self._keep(x, labels)
     self._num += len(x)
-    if labels is not None and self._per_class_enabled:
+    if labels is not None and self.max_per_class > 0:
       for label in np.unique(labels):
-        if int(label) not in self.per_class:
-          self.per_class[int(label)] = FeatureStats(0, _per_class=False)
-        self.per_class[int(label)].update(x[labels == label])
+        c = int(label)
+        if c not in self.per_class:
+          self.per_class[c] = FeatureStats._rows(self.max_per_class, seed=(self._seed, c))
+        self.per_class[c].update(x[labels == label])
 
-  def _fold(self) -> None:
-    if self._buffer:
-      x = np.concatenate(self._buffer).astype(np.float64) - self._shift
-      self._s1 += x.sum(axis=0)
-      self._s2 += x.T @ x
-      self._buffer, self._buffered = [], 0
+  @classmethod
+  def _rows(cls, max_rows: int, seed, rows=None, num: int = 0) -> 'FeatureStats':
+    """Stats whose mu and sigma are those of their (up to max_rows) kept rows."""
+    stats = cls(max_rows, max_per_class=0)
+    stats._rng = np.random.default_rng(seed)
+    stats._rows_only = True
+    if rows is not None:
+      rows = np.asarray(rows, np.float32)
+      stats._kept, stats._dim = (rows, None), rows.shape[1]
+      stats._num, stats.max_features = max(int(num), len(rows)), len(rows)
+    return stats
 
   def _keep(self, x: np.ndarray, labels) -> None:
     """Reservoir sampling (Algorithm R): row t is kept with probability K / (t + 1)."""
@@ -141,8 +152,10 @@ class FeatureStats:
     if self._fixed is not None:
       return self._fixed[0]
     self._check_enough(1)
-    self._fold()
-    return self._shift + self._s1 / self._num
+    if self._rows_only:
+      return self.features.astype(np.float64).mean(axis=0)
+    shift, s1, _ = self._sums
+    return shift + s1 / self._num
 
   @property
   def sigma(self) -> np.ndarray:
@@ -150,8 +163,10 @@ class FeatureStats:
     if self._fixed is not None:
       return self._fixed[1]
     self._check_enough(2)
-    self._fold()
-    return (self._s2 - np.outer(self._s1, self._s1) / self._num) / (self._num - 1)
+    if self._rows_only:
+      return np.cov(self.features.astype(np.float64), rowvar=False)
+    _, s1, s2 = self._sums
+    return (s2 - np.outer(s1, s1) / self._num) / (self._num - 1)
 
   def _check_enough(self, n: int) -> None:
     if self._num < n:
@@ -174,7 +189,7 @@ class FeatureStats:
   def from_moments(cls, mu, sigma, num: int = 0, features=None, labels=None
                    ) -> 'FeatureStats':
     """Fixed statistics (read from a file): mu, sigma and optionally kept features."""
-    stats = cls(0 if features is None else len(features))
+    stats = cls(0 if features is None else len(features), max_per_class=0)
     stats._fixed = (np.asarray(mu, np.float64), np.asarray(sigma, np.float64))
     stats._dim, stats._num = len(stats._fixed[0]), int(num)
     if features is not None:
@@ -371,9 +386,11 @@ def density_coverage(real, fake, k: int = 5) -> tuple[float, float]:
 def save_stats(path: str, stats: FeatureStats, meta: Mapping[str, Any] | None = None) -> None:
   """Writes stats as .npz: pytorch-fid's `mu`, `sigma`, and ours.
 
-  Also `num`, the kept `features` (and `labels`), per class `class_ids`,
-  `class_num`, `class_mu`, `class_sigma` (classes with >= 2 images), and
-  `meta`: a JSON string of stats.meta updated with `meta` and num_images.
+  Also `num`, the kept `features` (and `labels`); per class (with >= 2
+  images) `class_ids`, `class_num` (images seen), `class_mu` and, for the
+  covariances, the kept rows `class_features` with their `class_of_row`
+  (1000 class covariances would take 32 GB, their rows at most 8 GB); and
+  `meta`, a JSON string of stats.meta updated with `meta` and num_images.
   Written beside `path` and renamed, so a failed write leaves no partial file.
   """
   meta = {**stats.meta, **(meta or {}), 'num_images': stats.num, 'format': STATS_FORMAT}
@@ -385,10 +402,13 @@ def save_stats(path: str, stats: FeatureStats, meta: Mapping[str, Any] | None = 
       arrays['labels'] = stats.labels
   classes = sorted(c for c, s in stats.per_class.items() if s.num >= 2)
   if classes:
-    arrays.update(class_ids=np.array(classes, np.int64),
-                  class_num=np.array([stats.per_class[c].num for c in classes], np.int64),
-                  class_mu=np.stack([stats.per_class[c].mu for c in classes]),
-                  class_sigma=np.stack([stats.per_class[c].sigma for c in classes]))
+    per_class = [stats.per_class[c] for c in classes]
+    arrays.update(
+        class_ids=np.array(classes, np.int64),
+        class_num=np.array([s.num for s in per_class], np.int64),
+        class_mu=np.stack([s.mu for s in per_class]),
+        class_features=np.concatenate([s.features for s in per_class]),
+        class_of_row=np.repeat(np.array(classes, np.int64), [len(s.features) for s in per_class]))
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   tmp = os.path.join(directory, f'.{os.path.basename(path)}.tmp-{os.getpid()}')
@@ -423,10 +443,11 @@ def load_stats(path: str) -> FeatureStats:
     stats = FeatureStats.from_moments(mu, sigma, int(data.get('num', 0)),
                                       data.get('features'), data.get('labels'))
     if 'class_ids' in data:
-      for i, c in enumerate(data['class_ids']):
-        stats.per_class[int(c)] = FeatureStats.from_moments(
-            data['class_mu'][i], data['class_sigma'][i], int(data['class_num'][i]))
-  except (ValueError, TypeError, KeyError) as e:
+      of_row = data['class_of_row']
+      for c, n in zip(data['class_ids'], data['class_num']):
+        stats.per_class[int(c)] = FeatureStats._rows(  # pylint: disable=protected-access
+            0, None, data['class_features'][of_row == c], int(n))
+  except (ValueError, TypeError, KeyError, IndexError) as e:
     raise ValueError(f'{path}: inconsistent stats file ({type(e).__name__}: {e})') from None
   stats.meta = meta if isinstance(meta, dict) else {}
   return stats
@@ -466,14 +487,16 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def compute_stats(source: str, extractor, batch_size: int | None = None,
-                  max_images: int | None = None, max_features: int = 10000) -> FeatureStats:
+                  max_images: int | None = None, max_features: int = 10000,
+                  max_per_class: int = 1000) -> FeatureStats:
   """FeatureStats of an image folder's pool features, batch by batch.
 
   source: a folder of .png/.jpg/.jpeg files, any depth (labels when laid out
   as root/<class>/<image>, see list_images). extractor: a FeatureExtractor
   (or any images -> {'pool': ...} callable). Images are decoded
   `batch_size` at a time (default: the extractor's), consecutive images of
-  one size per call. max_images: a random subset (seed 0) of that many files.
+  one size per call. max_images: a random subset (seed 0) of that many files;
+  max_features, max_per_class: as FeatureStats.
   """
   if not os.path.isdir(source):
     raise ValueError(f'{source}: no such directory')
@@ -485,7 +508,7 @@ def compute_stats(source: str, extractor, batch_size: int | None = None,
     files = [files[i] for i in keep]
     labels = None if labels is None else [labels[i] for i in keep]
   batch_size = batch_size or getattr(extractor, 'batch_size', 200)
-  stats = FeatureStats(max_features)
+  stats = FeatureStats(max_features, max_per_class=max_per_class)
   stats.meta = {'source': os.path.abspath(source)}
   if names is not None:
     stats.meta['class_names'] = names

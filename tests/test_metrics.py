@@ -102,6 +102,28 @@ def test_streaming_stats_equal_batch_statistics():
   assert np.mean(rows) > 150 and max(rows) > 400
 
 
+def test_per_class_stats_keep_at_most_max_per_class_rows():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(60, 4)).astype(np.float32)
+  labels = np.repeat([0, 1], [50, 10])
+  stats = metrics.FeatureStats(max_per_class=8)
+  for start in range(0, 60, 7):
+    stats.update(x[start:start + 7], labels[start:start + 7])
+  big, small = stats.per_class[0], stats.per_class[1]
+  assert (big.num, len(big.features), small.num, len(small.features)) == (50, 8, 10, 8)
+  rows = [int(np.flatnonzero((x == f).all(1))[0]) for f in big.features]
+  assert len(set(rows)) == 8 and set(labels[rows]) == {0} and max(rows) >= 8
+  np.testing.assert_allclose(big.sigma, np.cov(x[rows].astype(np.float64), rowvar=False),
+                             rtol=1e-12)
+  np.testing.assert_allclose(big.mu, x[rows].astype(np.float64).mean(0), rtol=1e-12)
+  assert metrics.FeatureStats(max_per_class=0).per_class == {}
+  no_classes = metrics.FeatureStats(max_per_class=0)
+  no_classes.update(x, labels)
+  assert no_classes.per_class == {} and no_classes.num == 60
+  with pytest.raises(ValueError, match='max_per_class=1'):
+    metrics.FeatureStats(max_per_class=1)
+
+
 def test_feature_stats_small_and_bad_input():
   stats = metrics.FeatureStats()
   x = np.arange(12, dtype=np.float32).reshape(4, 3)
