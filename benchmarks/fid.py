@@ -127,7 +127,7 @@ def main(argv):
   print(f'ours: biggan_jax FeatureExtractor on {ours_device}, jax {jax.__version__}, '
         f'precision={_PRECISION.value}')
   print('pytorch-fid: ' + (theirs[0] if theirs else 'not importable, not timed'))
-  print(f'\n| batch | ours images/s | pytorch-fid images/s | ours / pytorch-fid |')
+  print('\n| batch | ours images/s | pytorch-fid images/s | ours / pytorch-fid |')
   print('|---|---|---|---|')
   for b in sizes:
     n = _WARMUP.value + _BATCHES.value
