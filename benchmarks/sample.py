@@ -4,7 +4,9 @@
                                 [--dtype=float32|bfloat16] [--iters=10] [--warmup=2] [--torch=auto|off]
 
 biggan_jax: the G of configs/imagenet128_deep.py (BigGAN-deep 128: ch 128, 2
-blocks per stage, attention at 64) or, with --family=biggan, of
+blocks per stage, attention at 64) with the pretrained models' 128-channel
+output conv (as a converted biggan-deep-128 has it: the same computation as
+the package's model) or, with --family=biggan, of
 configs/imagenet128.py (the paper's BigGAN 128, ch 96), random weights, in
 eval mode, the call `load_generator(...).sample` makes (`module.apply(v, z, y,
 train=False)` jitted with the variables as an argument) on the first device
@@ -82,6 +84,8 @@ def jax_generator(family: str, dtype: str):
   """(module, variables, model config): the 128x128 G with random weights on device 0."""
   m = config_lib.from_file(os.path.join(REPO, CONFIGS[family])).model
   m.dtype = dtype
+  if family == 'biggan_deep':  # the pretrained models' 128-channel output conv, as the package.
+    m.output_conv_channels = m.ch
   module = models.create_generator(m)
   z = jnp.zeros((1, m.dim_z), jnp.float32)
   y = jnp.zeros((1,), jnp.int32)
