@@ -38,11 +38,14 @@ def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
   if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
     print(doc + '\n' + flag_values.get_help())
     return 0
+  verbosity = logging.get_verbosity()
   logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
   try:
     message = body()
   except errors as e:
     print(f'error: {one_line(e)}', file=sys.stderr)
     return USAGE_ERROR
+  finally:  # in-process callers (tests, notebooks) keep their own verbosity.
+    logging.set_verbosity(verbosity)
   print(message)
   return 0

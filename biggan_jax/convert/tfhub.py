@@ -59,7 +59,6 @@ def _quiet_stderr():
   finally:
     os.dup2(saved, 2)
     os.close(saved)
-    os.close(saved)
 
 
 def _tf():
