@@ -21,18 +21,22 @@ Why these values (2-core CPU, at most 15 minutes including compilation):
   images per class D memorises the data; augmenting real and fake alike keeps
   D from it without leaking the augmentation into G's samples.
 - dim_z 48 (3 hierarchical chunks of 16) to give z room next to the class.
+- mode_seeking 0.1 (MSGAN, Mao et al. 2019): even with the above, G used z
+  for less than the data's variety (diversity 0.56 without it); the term
+  rewards images that differ as their z do. Measured at 3,000 steps: λ 0.1
+  gives diversity 0.95 at accuracy 0.956; λ 0.3 gives 1.09 at 0.920 and λ 1
+  1.35 at 0.758 (samples turn to noise-like strokes): 0.1 keeps accuracy
+  within a few points of the real digits'.
 - EMA decay 0.999 from step 500 (the paper's 0.9999 from 20k is for 250k
   steps), standing statistics over 8 passes: samples and evaluation use it.
 
-What it reaches (2-core CPU shared with other work, load average ~1.9):
-the run above took 704 s wall in all (11m44s, compilation and start-up
-included: the first 100 steps ran at 99 images/s, then ~140 images/s, i.e.
-~4.4 steps/s); digits_eval at step 3,000, 100 samples per class:
-real held-out accuracy 0.987, generated accuracy 0.998 (every class >= 0.98),
-diversity 0.56 (per class 0.47-0.67). The reference's lrs (5e-4 / 1e-3,
-dim_z 24, otherwise the same) reached 0.997 accuracy but diversity 0.32 at
-step 1,200. Diversity is not yet near 1: samples of a class vary in stroke
-and slant but less than the data does.
+What it reaches (2-core CPU, otherwise idle): the run above took 12m10s
+wall in all (compilation and start-up included; ~4.3 steps/s, ~137
+images/s); digits_eval at step 3,000, 100 samples per class: real held-out
+accuracy 0.987, generated accuracy 0.956 (per class 0.86-1.00), diversity
+0.95 (per class 0.87-1.02) of the real digits'. Without mode_seeking the same
+run reached accuracy 0.998 but diversity 0.56; the reference's lrs (5e-4 /
+1e-3, dim_z 24) 0.997 and 0.32 (about one image per class).
 """
 
 from biggan_jax import config as config_lib
@@ -55,6 +59,7 @@ def get_config():
   config.lr_g = 2e-4
   config.lr_d = 6e-4
   config.augment = 'translation,cutout'
+  config.mode_seeking = 0.1
   config.r1 = False
   config.ema_decay = 0.999
   config.ema_start = 500
