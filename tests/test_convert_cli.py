@@ -25,6 +25,7 @@ import torch
 from biggan_jax import load_generator, models, sampling  # pylint: disable=g-import-not-at-top
 from biggan_jax.convert import biggan_pytorch as bp  # pylint: disable=g-import-not-at-top
 from biggan_jax.convert import checkpoint_dir  # pylint: disable=g-import-not-at-top
+from cli_checks import one_error_line  # pylint: disable=g-import-not-at-top
 
 convert_cli = importlib.import_module('biggan_jax.convert.__main__')
 sample_cli = importlib.import_module('biggan_jax.sample')
@@ -73,14 +74,6 @@ def write_weights_folder(folder: pathlib.Path, ref, *, g=True, d=True, **config)
 
 def convert(*flags):
   return convert_cli.main(['convert', *flags])
-
-
-def one_error_line(capsys, *needles):
-  err = capsys.readouterr().err.strip()
-  assert len(err.splitlines()) == 1 and err.startswith('error: '), err
-  for needle in needles:
-    assert needle in err, err
-  return err
 
 
 @pytest.fixture(scope='module')

@@ -23,6 +23,7 @@ from biggan_jax.convert import huggingface
 pytest.importorskip('torch')
 pytest.importorskip('pytorch_pretrained_biggan')
 import hf_fixture  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cli_checks import one_error_line  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(__file__).resolve().parent / 'data'
@@ -210,11 +211,8 @@ def test_bad_input_is_one_line(case, needles, hf_folder, tmp_path, capsys):
   out = tmp_path / 'out'
   code = convert_main.main(['convert', '--source=huggingface', f'--input={folder}',
                             f'--output={out}'])
-  err = capsys.readouterr().err.strip()
   assert code == 2
-  assert len(err.splitlines()) == 1 and err.startswith('error: '), err
-  for needle in needles:
-    assert needle in err, err
+  one_error_line(capsys, *needles)
   assert not out.exists()
 
 

@@ -27,6 +27,7 @@ pytest.importorskip('torch')
 pytest.importorskip('pytorch_pretrained_biggan')
 tf = pytest.importorskip('tensorflow')
 import hf_fixture  # pylint: disable=g-import-not-at-top,wrong-import-position
+from cli_checks import one_error_line  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 EPS = 1e-4
 
@@ -235,9 +236,6 @@ def test_bad_input_is_one_line(case, source, needles, module, tmp_path, capsys):
   out = tmp_path / 'out'
   code = convert_main.main(['convert', f'--source={source}', f'--input={folder}',
                             f'--output={out}'])
-  err = capsys.readouterr().err.strip()
   assert code == 2
-  assert len(err.splitlines()) == 1 and err.startswith('error: '), err
-  for needle in needles:
-    assert needle in err, err
+  one_error_line(capsys, *needles)
   assert not out.exists()

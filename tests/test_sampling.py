@@ -15,6 +15,7 @@ from PIL import Image
 
 from biggan_jax import config as config_lib
 from biggan_jax import checkpoint, sample, sampling, train
+from cli_checks import one_error_line
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 R = 16  # the workdir's resolution
@@ -148,13 +149,6 @@ def test_tfhub_convention_needs_its_tables(sampler):
 
 def run_cli(*flags):
   return sample.main(['sample', *flags])
-
-
-def one_error_line(capsys, *needles):
-  err = capsys.readouterr().err.strip()
-  assert len(err.splitlines()) == 1 and err.startswith('error: '), err
-  for needle in needles:
-    assert needle in err, err
 
 
 def test_cli_sheet_one_class_per_row(workdir, tmp_path):
