@@ -16,11 +16,9 @@ device, /255, forward under no_grad, features to numpy; the last column is
 ours / theirs. Prints a markdown table naming both devices.
 """
 
-import importlib.util
 import os
 import sys
 import time
-import types
 
 from absl import app
 from absl import flags
@@ -52,27 +50,6 @@ def random_variables(seed: int = 0) -> dict:
     return np.full(leaf.shape, 1.0 if name in ('scale', 'var') else 0.0, np.float32)
 
   return jax.tree_util.tree_map_with_path(init, inception.expected_variables())
-
-
-def _import_pytorch_fid():
-  """pytorch_fid.inception, or None; stubs torchvision's package where its C ops fail to load."""
-  if importlib.util.find_spec('torch') is None or importlib.util.find_spec('pytorch_fid') is None:
-    return None
-  try:
-    import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
-    return fid_inception
-  except (ImportError, RuntimeError):
-    pass
-  for name in [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'pytorch_fid')]:
-    del sys.modules[name]
-  tv = types.ModuleType('torchvision')
-  tv.__path__ = [os.path.dirname(importlib.util.find_spec('torchvision').origin)]
-  tv.__version__ = '0.28.0'
-  sys.modules['torchvision'] = tv
-  import torchvision.models  # pylint: disable=g-import-not-at-top
-  tv.models = torchvision.models
-  import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
-  return fid_inception
 
 
 def _time(fn, batches, warmup: int, timed: int) -> float:
@@ -118,7 +95,7 @@ def main(argv):
   sizes = [int(b) for b in _BATCH_SIZES.value]
   rng = np.random.default_rng(0)
   r = _RESOLUTION.value
-  fid_inception = _import_pytorch_fid()
+  fid_inception = inception.import_pytorch_fid()
   theirs = _pytorch_fid_runner(fid_inception) if fid_inception else None
   variables = random_variables()
   devices = jax.local_devices()

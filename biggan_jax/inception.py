@@ -571,3 +571,36 @@ class FeatureExtractor:
     width = {'pool': POOL_DIM, 'logits': NUM_LOGITS}
     return {k: np.concatenate(v) if v else np.zeros((0, width[k]), np.float32)
             for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------
+# The reference, for parity tests and benchmarks/fid.py.
+# ---------------------------------------------------------------------------
+
+def import_pytorch_fid():
+  """pytorch_fid.inception, or None when torch or pytorch-fid is not installed.
+
+  pytorch-fid needs only torchvision's Python model code; where torchvision's
+  compiled ops do not load against the installed torch (a CPU torch with
+  PyPI's torchvision), its package is imported without its __init__.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+  if importlib.util.find_spec('torch') is None or importlib.util.find_spec('pytorch_fid') is None:
+    return None
+  try:
+    import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
+    return fid_inception
+  except (ImportError, RuntimeError):
+    pass
+  for name in [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'pytorch_fid')]:
+    del sys.modules[name]
+  tv = types.ModuleType('torchvision')
+  tv.__path__ = [os.path.dirname(importlib.util.find_spec('torchvision').origin)]
+  tv.__version__ = '0.28.0'
+  sys.modules['torchvision'] = tv
+  import torchvision.models  # pylint: disable=g-import-not-at-top
+  tv.models = torchvision.models
+  import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
+  return fid_inception

@@ -6,15 +6,13 @@ loads the same dict from a torch.save'd .pth with its torch-free reader, and
 the pool features and 1008 logits must agree to rel 1e-4 at input sizes 64,
 299 and 320. pytorch-fid needs only torchvision's Python model code; where
 torchvision's compiled ops do not load against the installed torch, its
-package is stubbed (`_pytorch_fid_inception`).
+package is stubbed (`inception.import_pytorch_fid`).
 """
 
 import collections
 import contextlib
-import importlib.util
 import os
 import pickle
-import sys
 import types
 
 import jax
@@ -90,24 +88,10 @@ def one_torch_thread():
 
 
 def _pytorch_fid_inception():
-  """pytorch_fid.inception, with a stub torchvision package if the real one fails to load."""
-  pytest.importorskip('torch')
-  pytest.importorskip('pytorch_fid')
-  try:
-    import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
-    return fid_inception
-  except (ImportError, RuntimeError):
-    pass
-  for name in [m for m in sys.modules if m.split('.')[0] in ('torchvision', 'pytorch_fid')]:
-    del sys.modules[name]
-  spec = importlib.util.find_spec('torchvision')
-  tv = types.ModuleType('torchvision')
-  tv.__path__ = [os.path.dirname(spec.origin)]
-  tv.__version__ = '0.28.0'
-  sys.modules['torchvision'] = tv
-  import torchvision.models  # pylint: disable=g-import-not-at-top
-  tv.models = torchvision.models
-  import pytorch_fid.inception as fid_inception  # pylint: disable=g-import-not-at-top
+  """pytorch_fid.inception (see inception.import_pytorch_fid); skips without it."""
+  fid_inception = inception.import_pytorch_fid()
+  if fid_inception is None:
+    pytest.skip('torch and pytorch-fid are needed for the parity tests')
   return fid_inception
 
 
