@@ -94,10 +94,18 @@ def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
   for name, value in state_dict.items():
     collection, path, kind = _flax_entry(name)
     flat[(collection, *path)] = _to_flax(kind, np.asarray(value, np.float32))
-  want = traverse_util.flatten_dict(dict(expected))
   if generator and ('params', 'linear', 'kernel') in flat:
     # The checkpoint's own width: a mismatch is reported by the shape check below.
     _nchw_linear_to_nhwc(flat, flat[('params', 'linear', 'kernel')].shape[1] // 16)
+  check_fits(flat, expected, shape_hint=' (check ch, dim_z, shared_dim, resolution)')
+  return traverse_util.unflatten_dict(flat)
+
+
+def check_fits(flat: Mapping[tuple, Any], expected: Mapping[str, Any], *,
+               expects: str = 'the model expects', shape_hint: str = '') -> None:
+  """Every leaf of `expected` is in `flat` (path -> array) with its shape, and
+  nothing else is: a one-line ConversionError otherwise."""
+  want = traverse_util.flatten_dict(dict(expected))
   missing = sorted('/'.join(k) for k in want.keys() - flat.keys())
   unused = sorted('/'.join(k) for k in flat.keys() - want.keys())
   if missing or unused:
@@ -106,10 +114,8 @@ def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
         f'{unused[:5]} (is the model config the one the checkpoint was trained with?)')
   for key, leaf in want.items():
     if tuple(flat[key].shape) != tuple(leaf.shape):
-      raise ConversionError(
-          f"{'/'.join(key)}: checkpoint shape {tuple(flat[key].shape)} but the "
-          f'model expects {tuple(leaf.shape)} (check ch, dim_z, shared_dim, resolution)')
-  return traverse_util.unflatten_dict(flat)
+      raise ConversionError(f"{'/'.join(key)}: checkpoint shape {tuple(flat[key].shape)} but "
+                            f'{expects} {tuple(leaf.shape)}{shape_hint}')
 
 
 def model_config_from_pytorch(cfg: Mapping[str, Any]):

@@ -188,17 +188,10 @@ def check_shapes(variables: dict, m) -> None:
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from flax import traverse_util  # pylint: disable=g-import-not-at-top
   from biggan_jax import models  # pylint: disable=g-import-not-at-top
-  module = models.create_generator(m)
-  want = traverse_util.flatten_dict(biggan_pytorch.expected_variables(
-      module, jnp.zeros((1, m.dim_z)), jnp.zeros((1,), jnp.int32)))
-  got = traverse_util.flatten_dict(variables)
-  if want.keys() != got.keys():
-    diff = sorted('/'.join(k) for k in want.keys() ^ got.keys())
-    raise ConversionError(f'state dict does not fit BigGAN-deep {m.resolution}: {diff[:4]}')
-  for key, leaf in want.items():
-    if tuple(got[key].shape) != tuple(leaf.shape):
-      raise ConversionError(f"{'/'.join(key)}: checkpoint shape {tuple(got[key].shape)} but "
-                            f'config.json implies {tuple(leaf.shape)}')
+  expected = biggan_pytorch.expected_variables(
+      models.create_generator(m), jnp.zeros((1, m.dim_z)), jnp.zeros((1,), jnp.int32))
+  biggan_pytorch.check_fits(traverse_util.flatten_dict(variables), expected,
+                            expects='config.json implies')
 
 
 # ---------------------------------------------------------------------------
