@@ -3,7 +3,7 @@
     python benchmarks/fid.py [--batch_sizes=1,50,200] [--resolution=128] \\
       [--batches=5] [--precision=highest] [--torch_threads=N]
 
-Times `inception.FeatureExtractor` as evaluation calls it: uint8 NHWC images
+Times `FeatureExtractor` (evaluation/extractor.py) as evaluation calls it: uint8 NHWC images
 (--resolution, default 128, BigGAN's ImageNet 128 size) in, pool features and
 logits out as numpy, so the host -> device copy, the resize to 299 and the
 fetch are included. The network is jitted over a 'data' mesh of every local
@@ -17,6 +17,7 @@ ours / theirs. Prints a markdown table naming both devices.
 """
 
 import os
+import pathlib
 import sys
 import time
 
@@ -25,7 +26,8 @@ from absl import flags
 import jax
 import numpy as np
 
-from biggan_jax import inception
+from biggan_jax.evaluation import extractor as extractor_lib
+from biggan_jax.evaluation import inception
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '50', '200'], 'Batch sizes to time.')
 _RESOLUTION = flags.DEFINE_integer('resolution', 128, 'Input images are R x R.')
@@ -36,6 +38,13 @@ _PRECISION = flags.DEFINE_enum('precision', 'highest', ['highest', 'default'],
                                'TPU / GPU).')
 _TORCH_THREADS = flags.DEFINE_integer('torch_threads', None,
                                       "torch's CPU threads (default: torch's own).")
+
+
+def _pytorch_fid():
+  """pytorch_fid.inception through the test suite's import shim (tests/pytorch_fid_shim.py)."""
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / 'tests'))
+  import pytorch_fid_shim
+  return pytorch_fid_shim.import_pytorch_fid()
 
 
 def random_variables(seed: int = 0) -> dict:
@@ -64,7 +73,7 @@ def _time(fn, batches, warmup: int, timed: int) -> float:
 
 def _pytorch_fid_runner(fid_inception):
   """(device name, images -> pool features) for pytorch-fid's network, random weights."""
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   if _TORCH_THREADS.value:
     torch.set_num_threads(_TORCH_THREADS.value)
   original = fid_inception.load_state_dict_from_url
@@ -95,7 +104,7 @@ def main(argv):
   sizes = [int(b) for b in _BATCH_SIZES.value]
   rng = np.random.default_rng(0)
   r = _RESOLUTION.value
-  fid_inception = inception.import_pytorch_fid()
+  fid_inception = _pytorch_fid()
   theirs = _pytorch_fid_runner(fid_inception) if fid_inception else None
   variables = random_variables()
   devices = jax.local_devices()
@@ -109,7 +118,7 @@ def main(argv):
   for b in sizes:
     n = _WARMUP.value + _BATCHES.value
     batches = [rng.integers(0, 256, (b, r, r, 3), dtype=np.uint8) for _ in range(n)]
-    extractor = inception.FeatureExtractor(variables, batch_size=b, precision=_PRECISION.value)
+    extractor = extractor_lib.FeatureExtractor(variables, batch_size=b, precision=_PRECISION.value)
     ours = _time(extractor, batches, _WARMUP.value, _BATCHES.value)
     row = f'| {b} | {ours:.1f} |'
     if theirs:

@@ -7,7 +7,7 @@ Writes --num_images 500x375 JPEGs (quality 90; a smooth random colour field plus
 fine noise, so they compress to roughly ImageNet's file sizes rather than
 the far larger size of white noise) as an image folder ROOT/train/class_k/ in a
 temporary directory (or reads an existing folder given by --data_dir), then
-times input_pipeline.create exactly as train.py calls it ('image_folder',
+times data.pipeline.create exactly as the training loop calls it ('image_folder',
 random flips on, one process): read, decode (only the centre crop), antialiased
 resize, flip, scale, batch, to numpy. It reports the median rate over
 --batches batches after two untimed ones (one batch is --batch_size images,
@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from biggan_jax import config as config_lib
-from biggan_jax import input_pipeline
+from biggan_jax.data import pipeline
 
 _NUM_IMAGES = flags.DEFINE_integer('num_images', 500, 'JPEG files to generate.')
 _RESOLUTION = flags.DEFINE_integer('resolution', 128, 'model.resolution of the output.')
@@ -80,7 +80,7 @@ def main(argv):
     config.dataset.name = 'image_folder'
     config.dataset.data_dir = root
     config.dataset.random_flip = True
-    batches = input_pipeline.create(config, 0, process_index=0, process_count=1)
+    batches = pipeline.create(config, 0, process_index=0, process_count=1)
     for _ in range(2):
       next(batches)
     times, cpu_start = [], _cpu_seconds()

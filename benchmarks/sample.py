@@ -110,8 +110,8 @@ def time_jax(module, variables, m, batch: int, iters: int, warmup: int) -> dict:
 def torch_generator():
   """(model, torch device, its description), or None when torch or the package is missing."""
   try:
-    import torch  # pylint: disable=g-import-not-at-top
-    from pytorch_pretrained_biggan import BigGAN, BigGANConfig  # pylint: disable=g-import-not-at-top
+    import torch
+    from pytorch_pretrained_biggan import BigGAN, BigGANConfig
   except ImportError:
     return None
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -123,7 +123,7 @@ def torch_generator():
 
 
 def time_torch(model, device, batch: int, iters: int, warmup: int) -> dict:
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   config = model.config
   generator = torch.Generator().manual_seed(batch)
   z = torch.randn(batch, config.z_dim, generator=generator).clamp(-2, 2).to(device)

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from biggan_jax import config, models, spectral
+from biggan_jax import config, models
+from biggan_jax.training import spectral
 
 
 def model_params(seed: int = 0) -> dict:

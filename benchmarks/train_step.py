@@ -5,7 +5,7 @@
 
 Builds the step exactly as train.py does (sharding.make_mesh; train_state.create
 under jit with out_shardings; train_step.make_train_step jitted with in/out
-shardings and donate_argnums=0; one input_pipeline.fake_batch put on the mesh
+shardings and donate_argnums=0; one data.fake.fake_batch put on the mesh
 once and reused) and measures:
 - compile: seconds to lower and compile the jitted step (ahead of time);
 - GFLOP/it: XLA's cost analysis of the compiled step (an estimate: XLA counts a
@@ -33,7 +33,11 @@ import jax
 from ml_collections import config_flags
 
 from biggan_jax import config as config_lib
-from biggan_jax import input_pipeline, models, sharding, train_state, train_step
+from biggan_jax import models
+from biggan_jax.data import fake
+from biggan_jax.training import sharding
+from biggan_jax.training import state as train_state
+from biggan_jax.training import step as train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, 'benchmarks', 'README.md')
@@ -90,7 +94,7 @@ def build(config):
                                  sharding.batch_sharding(mesh, 1)),
       in_shardings=(repl, sharding.batch_sharding(mesh, 2)),
       out_shardings=(repl, repl), donate_argnums=0)
-  batch = sharding.host_to_global(input_pipeline.fake_batch(config, 0, jax.process_index()),
+  batch = sharding.host_to_global(fake.fake_batch(config, 0, jax.process_index()),
                                   mesh, batch_axis=2)
   return step_fn, jax.block_until_ready(state), jax.block_until_ready(batch)
 

@@ -4,6 +4,7 @@ Every biggan_jax CLI reports bad input as one line `error: ...` on stderr and
 exit code 2 (USAGE_ERROR), never a traceback.
 """
 
+import os
 import sys
 
 from absl import flags
@@ -31,15 +32,33 @@ def parse(flag_values: flags.FlagValues, argv: list[str]) -> None:
     raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
 
 
+def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...]) -> None:
+  """An output file the CLI may write: the right suffix, not a folder, not there
+  unless --overwrite. Checked before any work, and again just before writing."""
+  if path is None:
+    return
+  if not path.endswith(suffixes):
+    raise UsageError(f'--output={path}: must end in {" or ".join(suffixes)}')
+  if os.path.isdir(path):
+    raise UsageError(f'--output={path} is a directory')
+  if os.path.exists(path) and not overwrite:
+    raise UsageError(f'--output={path} exists; pass --overwrite to replace it')
+
+
 def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
-        errors=(ValueError,)) -> int:
+        errors=(ValueError,), quiet: bool = True) -> int:
   """A CLI's main: --help prints `doc`; `body()` runs after parsing and
-  returns the line to print; any of `errors` becomes `error: <one line>`, exit 2."""
+  returns the line to print; any of `errors` becomes `error: <one line>`, exit 2.
+
+  `quiet`: absl logging at ERROR only while `body` runs (Orbax's notes on
+  read-only managers etc. are noise for a one-shot tool).
+  """
   if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
     print(doc + '\n' + flag_values.get_help())
     return 0
   verbosity = logging.get_verbosity()
-  logging.set_verbosity(logging.ERROR)  # Orbax's notes on read-only managers etc. are noise here.
+  if quiet:
+    logging.set_verbosity(logging.ERROR)
   try:
     message = body()
   except errors as e:
@@ -47,5 +66,6 @@ def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
     return USAGE_ERROR
   finally:  # in-process callers (tests, notebooks) keep their own verbosity.
     logging.set_verbosity(verbosity)
-  print(message)
+  if message:
+    print(message)
   return 0

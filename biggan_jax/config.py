@@ -11,15 +11,10 @@ regularisation β=1e-4, EMA decay 0.9999, hinge loss.
 
 import ml_collections
 
-G_RESOLUTIONS = {
-    # resolution -> output resolution of each G block (block i doubles).
-    'biggan': (16, 32, 64, 128, 256, 512),
-    'biggan_deep': (16, 32, 64, 128, 256, 512),
-}
-FAMILIES = ('biggan', 'biggan_deep')
-INITS = ('ortho', 'N02', 'xavier')
+from biggan_jax.models import architectures
+from biggan_jax.models.architectures import FAMILIES, INITS, RESOLUTIONS
+
 DTYPES = ('float32', 'bfloat16')
-LOSSES = ('hinge', 'non_saturating', 'wasserstein')
 RESIZE_METHODS = ('bilinear', 'bicubic', 'area')  # tf.image.resize, antialias=True.
 
 
@@ -91,7 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every = 0            # FID/IS of the EMA G every this many steps; 0 = off. Needs:
   c.eval_ref_stats = ''       # the real data's stats .npz (python -m biggan_jax.fid DATA
                               # --save_stats=FILE); every eval also keeps WORKDIR/best_fid.
-  c.eval_num_samples = 10_000  # images per eval (the paper's final numbers: 50k, evaluate.py).
+  c.eval_num_samples = 10_000  # images per eval (the paper's final numbers: 50k, `evaluate`).
   c.eval_batch_size = 100     # images per generator and Inception call during evals.
   c.eval_weights = ml_collections.FieldReference(None, field_type=str)
                               # pytorch-fid's Inception .pth; None: cached or downloaded.
@@ -121,93 +116,14 @@ def base_config() -> ml_collections.ConfigDict:
 
 def from_file(path, **overrides) -> ml_collections.ConfigDict:
   """What --config=path does: import the file, call get_config(), then override."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
+  import importlib.util
+  import os
   spec = importlib.util.spec_from_file_location(os.path.basename(str(path))[:-3], str(path))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
   config.update(overrides)
   return config
-
-
-def _attn_resolutions(key: str, value: str) -> tuple[int, ...]:
-  if value in ('', '0', 'none'):
-    return ()
-  try:
-    return tuple(int(v) for v in str(value).split('_'))
-  except ValueError:
-    raise ConfigError(
-        f"{key}={value!r}: give attention resolutions as '64' or '32_64' ('' for none)"
-    ) from None
-
-
-def d_width(model_config) -> int:
-  """D's channel multiplier: model.d_ch, or model.ch when d_ch is 0."""
-  return model_config.d_ch or model_config.ch
-
-
-def attention_resolutions(model_config) -> tuple[tuple[int, ...], tuple[int, ...]]:
-  """(G, D) self-attention resolutions parsed from '32_64'-style strings."""
-  return (_attn_resolutions('model.g_attn', model_config.g_attn),
-          _attn_resolutions('model.d_attn', model_config.d_attn))
-
-
-# ---------------------------------------------------------------------------
-# Validation.
-# ---------------------------------------------------------------------------
-
-RESOLUTIONS = {
-    # Output resolutions each family is built for. BigGAN-PyTorch has no 16x16
-    # architecture; BigGAN's 16 is for CPU demos, BigGAN-deep starts at 32.
-    'biggan': (16, 32, 64, 128, 256, 512),
-    'biggan_deep': (32, 64, 128, 256, 512),
-}
-
-# Where self-attention can go, and how wide it is there: resolution -> channel
-# multiplier (x ch) of the G block ending at that resolution (BigGAN.py /
-# BigGANdeep.py G_arch out_channels; the same for both families; biggan_jax's
-# 16 mirrors 32). tests/test_config.py checks these against biggan_jax.models.
-G_ATTENTION_WIDTHS = {
-    16: {8: 4, 16: 4},
-    32: {8: 4, 16: 4, 32: 4},
-    64: {8: 16, 16: 8, 32: 4, 64: 2},
-    128: {8: 16, 16: 8, 32: 4, 64: 2, 128: 1},
-    256: {8: 16, 16: 8, 32: 8, 64: 4, 128: 2, 256: 1},
-    512: {8: 16, 16: 8, 32: 8, 64: 4, 128: 2, 256: 1, 512: 1},
-}
-
-# The same for D (x d_ch): the narrowest D block (BigGAN) or stage
-# (BigGAN-deep) at each resolution; attention follows every one of them. The
-# 16 and 32 Ds stop downsampling at 8x8 (upstream's 32 D does the same), so
-# they have no 4x4 block to attend at.
-D_ATTENTION_WIDTHS = {
-    'biggan': {
-        16: {8: 4},
-        32: {16: 4, 8: 4},
-        64: {32: 1, 16: 2, 8: 4, 4: 8},
-        128: {64: 1, 32: 2, 16: 4, 8: 8, 4: 16},
-        256: {128: 1, 64: 2, 32: 4, 16: 8, 8: 8, 4: 16},
-        512: {256: 1, 128: 1, 64: 2, 32: 4, 16: 8, 8: 8, 4: 16},
-    },
-    'biggan_deep': {
-        32: {16: 4, 8: 4},
-        64: {32: 2, 16: 4, 8: 8, 4: 16},
-        128: {64: 2, 32: 4, 16: 8, 8: 16, 4: 16},
-        256: {128: 2, 64: 4, 32: 8, 16: 8, 8: 16, 4: 16},
-        512: {256: 1, 128: 2, 64: 4, 32: 8, 16: 8, 8: 16, 4: 16},
-    },
-}
-
-
-def num_g_blocks(resolution: int) -> int:
-  """G stages from the 4x4 bottom to `resolution`: log2(resolution / 4)."""
-  return resolution.bit_length() - 3
-
-
-def num_z_slots(resolution: int) -> int:
-  """Hierarchical-z chunks: one for the first linear plus one per G block."""
-  return num_g_blocks(resolution) + 1
 
 
 def _fmt(values) -> str:
@@ -263,7 +179,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 f' for model.family={m.family!r}')
   _check_choice('model.init', m.init, INITS)
   _check_choice('model.dtype', m.dtype, DTYPES)
-  _check_choice('loss', config.loss, LOSSES)
+  from biggan_jax.training import augment, losses  # JAX only once the flags are good.
+  _check_choice('loss', config.loss, losses.LOSSES)
   for key in ('ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
     _check_int(f'model.{key}', m[key], 1)
   _check_int('model.d_ch', m.d_ch, 0)
@@ -273,18 +190,22 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _check_int('model.d_depth', m.d_depth, 1)
 
   resolution = m.resolution
-  g_attn, d_attn = attention_resolutions(m)
+  try:
+    g_attn, d_attn = architectures.attention_resolutions(m)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
   _check_attention('model.g_attn', m.g_attn, g_attn,
-                   G_ATTENTION_WIDTHS[resolution], 'model.ch', m.ch,
+                   architectures.G_ATTENTION_WIDTHS[resolution], 'model.ch', m.ch,
                    f'G at model.resolution={resolution}')
   _check_attention('model.d_attn', m.d_attn, d_attn,
-                   D_ATTENTION_WIDTHS[m.family][resolution], 'model.d_ch', d_width(m),
+                   architectures.D_ATTENTION_WIDTHS[m.family][resolution], 'model.d_ch',
+                   architectures.d_width(m),
                    f'D at model.resolution={resolution}')
 
   # BigGAN splits z into equal chunks (Sec. 3 "hierarchical latents");
   # BigGAN-deep feeds the whole z to every block, so any dim_z works there.
   if m.family == 'biggan' and m.hierarchical_z:
-    slots = num_z_slots(resolution)
+    slots = architectures.num_z_slots(resolution)
     if m.dim_z // slots < 1:
       raise ConfigError(
           f'model.dim_z={m.dim_z}: hierarchical_z at resolution {resolution} splits z '
@@ -334,7 +255,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       'micro-batch, so batch_size / num_accumulations must be even')
   _check_number('ortho_beta', config.ortho_beta, '>= 0')
   _check_number('ortho_beta_d', config.ortho_beta_d, '>= 0')
-  from biggan_jax import augment  # pylint: disable=g-import-not-at-top
   try:
     augment.parse(config.augment)
   except ValueError as e:

@@ -1,120 +1,42 @@
 """How well the digits demo learnt: class accuracy and diversity of its samples.
 
-    python -m biggan_jax.digits_eval --workdir=runs/digits
+    python -m biggan_jax.digits_eval --workdir=runs/digits [--num_per_class=100] [--seed=0]
 
-A small classifier (scikit-learn's SVC, RBF kernel) is fit on the real
-'train' split of the digits (input_pipeline.digits_split: 1,500 images) at
-8x8. Real images go through the same round trip as generated ones: upsampled
-to the model's resolution exactly as written to the image folder, then
-averaged back down to 8x8; so real and generated images are judged alike.
-Reported, per class and overall:
-- accuracy on the real held-out 'test' split (297 images): the ceiling;
-- accuracy on `num_per_class` samples of each class from the EMA G with
-  standing statistics (the checkpoint's 'ema_generator'), z ~ N(0, I);
-- diversity: the mean pairwise L2 distance between generated samples of a
-  class divided by the same for the real images of that class (train and
-  test). 1.0 means as varied as the data; a G that ignores z scores ~0.
-Writes WORKDIR/digits_eval.json and prints a summary.
+An SVC fit on the real 'train' digits judges the EMA G's samples and the real
+held-out ones alike (evaluation/digits.py says how); diversity 1.0 means as
+varied as the data. Writes WORKDIR/digits_eval.json and prints a table.
 """
 
 import json
 import os
+import sys
 
-from absl import app
 from absl import flags
-import jax
-import ml_collections
-import numpy as np
-from etils import epath
 
-from biggan_jax import checkpoint, input_pipeline, models
+from biggan_jax import cli
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of a digits run (holds checkpoints/).')
-_NUM_PER_CLASS = flags.DEFINE_integer('num_per_class', 100, 'Generated samples per class.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the generated samples.')
-
-
-def to_8x8(images) -> np.ndarray:
-  """(N, R, R[, C]) grey levels in [0, 1] -> (N, 64) in [0, 16], averaging R/8 x R/8 cells."""
-  images = np.asarray(images, np.float32)
-  if images.ndim == 4:
-    images = images.mean(-1)
-  n, r = images.shape[:2]
-  f = r // 8
-  return 16.0 * images.reshape(n, 8, f, 8, f).mean((2, 4)).reshape(n, 64)
+FLAGS = flags.FlagValues()
+flags.DEFINE_string('workdir', None, 'Workdir of a digits run (holds checkpoints/).',
+                    flag_values=FLAGS)
+flags.DEFINE_integer('num_per_class', 100, 'Generated samples per class.', flag_values=FLAGS)
+flags.DEFINE_integer('seed', 0, 'Seed of the generated samples.', flag_values=FLAGS)
+flags.mark_flag_as_required('workdir', flag_values=FLAGS)
 
 
-def real_digits(resolution: int):
-  """(x (1797, 64) after the resolution round trip, labels, is_test)."""
-  images, labels, is_test = input_pipeline.digits_split()
-  up = np.stack([input_pipeline.upsample_digit(im, resolution) for im in images]) / 255.0
-  return to_8x8(up), labels, is_test
+def run() -> str:
+  from biggan_jax.evaluation import digits
+  from biggan_jax.utils import files
+  result = digits.evaluate(FLAGS.workdir, FLAGS.num_per_class, FLAGS.seed)
+  files.write_text(os.path.join(FLAGS.workdir, 'digits_eval.json'), json.dumps(result, indent=2))
+  return digits.summary(result)
 
 
-def mean_pairwise_distance(x) -> float:
-  """Mean L2 distance over all pairs i < j of the rows of x."""
-  sq = (x * x).sum(1)
-  d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
-  i, j = np.triu_indices(len(x), 1)
-  return float(np.sqrt(d2[i, j]).mean())
-
-
-def generate(workdir, num_per_class: int, seed: int):
-  """(images (10 * n, 64) at 8x8 in [0, 16], labels, resolution) from the EMA G."""
-  meta, variables = checkpoint.restore_ema_generator(os.path.join(workdir, 'checkpoints'))
-  m = ml_collections.ConfigDict(meta['model'])
-  generator = models.create_generator(m)
-  labels = np.repeat(np.arange(m.num_classes), num_per_class).astype(np.int32)
-  z = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), m.dim_z))
-  images = jax.jit(lambda v, z, y: generator.apply(v, z, y, train=False))(variables, z, labels)
-  images = (np.clip(np.asarray(images, np.float32), -1, 1) + 1.0) / 2.0
-  return to_8x8(images), labels, m.resolution, int(meta['step'])
-
-
-def evaluate(workdir, num_per_class: int = 100, seed: int = 0) -> dict:
-  from sklearn import svm  # pylint: disable=g-import-not-at-top
-  fake, fake_y, resolution, step = generate(workdir, num_per_class, seed)
-  real, real_y, is_test = real_digits(resolution)
-  classifier = svm.SVC(gamma='scale').fit(real[~is_test], real_y[~is_test])
-  real_pred = classifier.predict(real[is_test])
-  fake_pred = classifier.predict(fake)
-  classes = sorted(set(real_y.tolist()))
-  per_class = {}
-  for c in classes:
-    test_c = real_y[is_test] == c
-    diversity = (mean_pairwise_distance(fake[fake_y == c]) /
-                 mean_pairwise_distance(real[real_y == c]))
-    per_class[str(c)] = {
-        'real_accuracy': float((real_pred[test_c] == c).mean()),
-        'generated_accuracy': float((fake_pred[fake_y == c] == c).mean()),
-        'diversity': diversity}
-  return {
-      'workdir': str(workdir), 'step': step, 'num_per_class': num_per_class,
-      'real_test_accuracy': float((real_pred == real_y[is_test]).mean()),
-      'generated_accuracy': float((fake_pred == fake_y).mean()),
-      'diversity_mean': float(np.mean([v['diversity'] for v in per_class.values()])),
-      'per_class': per_class}
-
-
-def summary(result: dict) -> str:
-  lines = [f"digits_eval of {result['workdir']} at step {result['step']} "
-           f"({result['num_per_class']} samples per class)",
-           'class  real acc  generated acc  diversity']
-  for c, v in result['per_class'].items():
-    lines.append(f"{c:>5}  {v['real_accuracy']:8.3f}  {v['generated_accuracy']:13.3f}  "
-                 f"{v['diversity']:9.3f}")
-  lines.append(f"  all  {result['real_test_accuracy']:8.3f}  "
-               f"{result['generated_accuracy']:13.3f}  {result['diversity_mean']:9.3f}")
-  return '\n'.join(lines)
-
-
-def main(argv):
-  del argv
-  result = evaluate(_WORKDIR.value, _NUM_PER_CLASS.value, _SEED.value)
-  (epath.Path(_WORKDIR.value) / 'digits_eval.json').write_text(json.dumps(result, indent=2))
-  print(summary(result))
+def main(argv: list[str]) -> int:
+  def body():
+    cli.parse(FLAGS, argv)
+    return run()
+  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, OSError))
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['workdir'])
-  app.run(main)
+  sys.exit(main(sys.argv))

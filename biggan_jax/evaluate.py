@@ -10,16 +10,9 @@ statistics of the real data, as `python -m biggan_jax.fid DATA --save_stats=FILE
 writes them (a plain pytorch-fid .npz gives FID only: precision, recall,
 density and coverage need the kept features, intra-FID the per-class stats).
 
-Protocol (the paper's, Brock et al. 2019 Sec. 4 and App. B; BigGAN-PyTorch's
-sample-and-score loop): `num_samples` images (50k in the paper), classes
-uniform (every class num_samples / num_classes times, in a random order from
---seed), z drawn per batch in the checkpoint's truncation convention exactly as
-`Sampler.sample` draws it (biggan_jax/sampling.py); the FID Inception
-(biggan_jax/inception.py, pytorch-fid's weights) sees the float images; IS in
-10 splits, precision/recall with k = 3, density/coverage with k = 5 on at most
-10,000 kept features per side (biggan_jax/metrics.py). Images are never held
-all at once: each batch's pool features stream into a FeatureStats and only
-the 1008 logits per image (4 KB) are kept for IS.
+The protocol (evaluation/protocol.py): `num_samples` images, classes uniform,
+z in the checkpoint's truncation convention, pytorch-fid's Inception, IS in 10
+splits, precision/recall k = 3, density/coverage k = 5.
 
 --output: the metrics as JSON with the protocol beside them (Inception weights
 file and its sha256 prefix, sample count, truncation and its convention, the
@@ -29,167 +22,12 @@ truncation <= 0) stops with one line `error: ...` and exit code 2 before any
 image is generated; an existing --output is replaced only with --overwrite.
 """
 
-import datetime
-import hashlib
 import json
-import os
 import sys
-import time
-from typing import Any, Callable
 
 from absl import flags
-import numpy as np
 
 from biggan_jax import cli
-
-IS_SPLITS = 10
-PR_K = 3   # Kynkäänniemi et al. 2019.
-DC_K = 5   # Naeem et al. 2020.
-MAX_FEATURES = 10_000
-METRICS = ('fid', 'is_mean', 'is_std', 'precision', 'recall', 'density', 'coverage',
-           'intra_fid')
-
-
-# ---------------------------------------------------------------------------
-# The library.
-# ---------------------------------------------------------------------------
-
-def class_schedule(num_samples: int, num_classes: int, seed: int) -> np.ndarray:
-  """Uniform classes: each num_samples / num_classes times (±1), in a random order."""
-  return np.random.default_rng(seed).permutation(
-      np.arange(num_samples) % num_classes).astype(np.int32)
-
-
-def batch_seed(seed: int, index: int) -> int:
-  """The z seed of batch `index`: independent streams for every (seed, index)."""
-  return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] >> 1)
-
-
-def _generate_fn(sampler_or_fn, truncation, batch_size: int) -> Callable:
-  if hasattr(sampler_or_fn, 'sample'):
-    sampler = sampler_or_fn
-    return lambda y, seed: sampler.sample(y, truncation=truncation, seed=seed,
-                                          batch_size=batch_size)
-  if truncation is not None:
-    raise ValueError('truncation is for a Sampler; a sampling function draws its own z')
-  return sampler_or_fn
-
-
-def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
-                     truncation: float | None = None, batch_size: int = 100, seed: int = 0,
-                     num_classes: int | None = None, intra_fid: bool = True,
-                     max_features: int = MAX_FEATURES) -> dict[str, Any]:
-  """Every metric of `num_samples` generated images against `ref_stats`.
-
-  Args:
-    sampler_or_fn: a `sampling.Sampler`, or a function (labels (b,) int32,
-      seed) -> images (b, R, R, 3) in [-1, 1] that draws its own z.
-    num_samples: images to generate (>= 10, the IS splits).
-    ref_stats: a metrics.FeatureStats or the path of a stats .npz.
-    extractor: images -> {'pool': (b, d), 'logits': (b, c)}, e.g. an
-      inception.FeatureExtractor.
-    truncation: τ in the sampler's convention (None: none / its default).
-    batch_size: images per generator call and per extractor call.
-    seed: the class order and every batch's z (`batch_seed`).
-    num_classes: for a function (a Sampler knows its own).
-    intra_fid: compute it when the reference has per-class statistics (one
-      d x d matrix square root per class: minutes per class at d = 2048).
-    max_features: features kept (reservoir) for the k-NN metrics.
-  Returns:
-    {'fid', 'is_mean', 'is_std', 'precision', 'recall', 'density',
-    'coverage', 'intra_fid', 'num_samples', 'seconds'}: floats, None where
-    the reference lacks what a metric needs.
-  """
-  from biggan_jax import metrics  # pylint: disable=g-import-not-at-top
-  if isinstance(ref_stats, (str, os.PathLike)):
-    ref_stats = metrics.load_stats(os.fspath(ref_stats))
-  if not isinstance(num_samples, (int, np.integer)) or num_samples < IS_SPLITS:
-    raise ValueError(f'num_samples={num_samples}: at least {IS_SPLITS} (the IS splits)')
-  if batch_size < 1:
-    raise ValueError(f'batch_size={batch_size}: must be >= 1')
-  num_classes = getattr(sampler_or_fn, 'num_classes', num_classes)
-  if not num_classes:
-    raise ValueError('num_classes: give it with a sampling function')
-  generate = _generate_fn(sampler_or_fn, truncation, batch_size)
-  per_class = intra_fid and bool(ref_stats.per_class)
-  labels = class_schedule(num_samples, num_classes, seed)
-  fake = metrics.FeatureStats(max_features, seed=seed)
-  logits = []
-  start_time = time.time()
-  for i, start in enumerate(range(0, num_samples, batch_size)):
-    y = labels[start:start + batch_size]
-    features = extractor(generate(y, batch_seed(seed, i)))
-    if i == 0 and features['pool'].shape[1] != ref_stats.dim:
-      raise ValueError(f'the reference statistics are of {ref_stats.dim}-d features but '
-                       f'the extractor gives {features["pool"].shape[1]}-d ones (another '
-                       'network\'s statistics?)')
-    fake.update(features['pool'], y if per_class else None)
-    logits.append(np.asarray(features['logits'], np.float32))
-  out = dict.fromkeys(METRICS)
-  out['fid'] = metrics.fid(fake, ref_stats)
-  out['is_mean'], out['is_std'] = metrics.inception_score(np.concatenate(logits), IS_SPLITS)
-  if ref_stats.features is not None and len(ref_stats.features) > DC_K:
-    out['precision'], out['recall'] = metrics.precision_recall(ref_stats, fake, k=PR_K)
-    out['density'], out['coverage'] = metrics.density_coverage(ref_stats, fake, k=DC_K)
-  if per_class:
-    out['intra_fid'] = metrics.intra_fid(ref_stats, fake)
-  out['num_samples'] = int(num_samples)
-  out['seconds'] = time.time() - start_time
-  return out
-
-
-# ---------------------------------------------------------------------------
-# The protocol recorded beside the numbers.
-# ---------------------------------------------------------------------------
-
-def make_extractor(weights: str | None = None, batch_size: int = 100):
-  """The FID Inception (pytorch-fid's weights; None: cached or downloaded)."""
-  from biggan_jax import inception  # pylint: disable=g-import-not-at-top
-  return inception.FeatureExtractor(weights, batch_size)
-
-
-def sha256_prefix(path: str, length: int = 8) -> str | None:
-  """The first hex digits of a file's sha256 (pytorch-fid names its weights by 8)."""
-  if not path or not os.path.isfile(path):
-    return None
-  digest = hashlib.sha256()
-  with open(path, 'rb') as f:
-    while chunk := f.read(1 << 22):
-      digest.update(chunk)
-  return digest.hexdigest()[:length]
-
-
-def protocol(*, extractor, ref_stats, ref_stats_path: str, num_samples: int,
-             truncation, truncation_convention: str, seed: int, batch_size: int,
-             checkpoint: str | None = None, step: int | None = None) -> dict[str, Any]:
-  """What a number depends on, so that two runs can be compared (or not)."""
-  weights = getattr(extractor, 'weights', None)
-  return {
-      'inception_weights': weights and os.path.abspath(weights),
-      'inception_weights_sha256': sha256_prefix(weights),
-      'num_samples': int(num_samples),
-      'classes': 'uniform: each class num_samples / num_classes times, shuffled',
-      'truncation': truncation,
-      'truncation_convention': truncation_convention,
-      'ref_stats': os.path.abspath(ref_stats_path),
-      'ref_num_images': int(ref_stats.num),
-      'ref_source': ref_stats.meta.get('source'),
-      'ref_num_features': None if ref_stats.features is None else len(ref_stats.features),
-      'seed': int(seed),
-      'batch_size': int(batch_size),
-      'is_splits': IS_SPLITS,
-      'precision_recall_k': PR_K,
-      'density_coverage_k': DC_K,
-      'max_features': MAX_FEATURES,  # kept per side for the k-NN metrics.
-      'checkpoint': checkpoint and os.path.abspath(checkpoint),
-      'step': step,
-      'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-  }
-
-
-# ---------------------------------------------------------------------------
-# The CLI.
-# ---------------------------------------------------------------------------
 
 FLAGS = flags.FlagValues()
 flags.DEFINE_string('checkpoint', None, 'A training workdir (or its best_fid/) or a converted '
@@ -216,68 +54,27 @@ flags.mark_flag_as_required('checkpoint', flag_values=FLAGS)
 flags.mark_flag_as_required('ref_stats', flag_values=FLAGS)
 
 
-def check_output(path: str | None, overwrite: bool, suffix: str = '.json') -> None:
-  if path is None:
-    return
-  if not path.endswith(suffix):
-    raise cli.UsageError(f'--output={path}: must end in {suffix}')
-  if os.path.isdir(path):
-    raise cli.UsageError(f'--output={path} is a directory')
-  if os.path.exists(path) and not overwrite:
-    raise cli.UsageError(f'--output={path} exists; pass --overwrite to replace it')
-
-
-def write_json(path: str, document) -> None:
-  """Writes beside `path`, then renames: a failed write leaves the old file."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f'.{os.path.basename(path)}.tmp-{os.getpid()}')
-  try:
-    with open(tmp, 'w') as f:
-      f.write(json.dumps(document, indent=2) + '\n')
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
-def summary(result: dict[str, Any]) -> str:
-  def fmt(key):
-    return 'n/a' if result.get(key) is None else f'{result[key]:.4g}'
-  return (f'FID {fmt("fid")} | IS {fmt("is_mean")} ± {fmt("is_std")} | precision '
-          f'{fmt("precision")} recall {fmt("recall")} | density {fmt("density")} coverage '
-          f'{fmt("coverage")} | intra-FID {fmt("intra_fid")}')
-
-
 def run() -> str:
   """Evaluates as the parsed flags say; returns the JSON or a one-line summary."""
-  from biggan_jax import metrics, sampling  # pylint: disable=g-import-not-at-top
-  if FLAGS.num_samples < IS_SPLITS:
-    raise cli.UsageError(f'--num_samples={FLAGS.num_samples}: at least {IS_SPLITS} '
+  from biggan_jax.evaluation import protocol
+  from biggan_jax.sampling import truncation
+  from biggan_jax.utils import files
+  if FLAGS.num_samples < protocol.IS_SPLITS:
+    raise cli.UsageError(f'--num_samples={FLAGS.num_samples}: at least {protocol.IS_SPLITS} '
                          '(the IS splits)')
   if FLAGS.batch_size < 1:
     raise cli.UsageError(f'--batch_size={FLAGS.batch_size}: must be >= 1')
-  sampling.check_truncation(FLAGS.truncation)
-  check_output(FLAGS.output, FLAGS.overwrite)
-  ref = metrics.load_stats(FLAGS.ref_stats)
-  sampler = sampling.load_generator(FLAGS.checkpoint, FLAGS.step)
-  sampler.draw_z(1, FLAGS.truncation)  # the convention's own limits (tfhub: τ <= 1).
-  extractor = make_extractor(FLAGS.weights, FLAGS.batch_size)
-  result = evaluate_sampler(sampler, num_samples=FLAGS.num_samples, ref_stats=ref,
-                            extractor=extractor, truncation=FLAGS.truncation,
-                            batch_size=FLAGS.batch_size, seed=FLAGS.seed,
-                            intra_fid=FLAGS.intra_fid)
-  document = {**result, 'protocol': protocol(
-      extractor=extractor, ref_stats=ref, ref_stats_path=FLAGS.ref_stats,
-      num_samples=FLAGS.num_samples, truncation=FLAGS.truncation,
-      truncation_convention=sampler.truncation_convention, seed=FLAGS.seed,
-      batch_size=FLAGS.batch_size, checkpoint=FLAGS.checkpoint,
-      step=sampler.meta.get('step'))}
+  truncation.check_truncation(FLAGS.truncation)
+  cli.check_output(FLAGS.output, FLAGS.overwrite, ('.json',))
+  document = protocol.evaluate_checkpoint(
+      FLAGS.checkpoint, FLAGS.ref_stats, step=FLAGS.step, num_samples=FLAGS.num_samples,
+      truncation=FLAGS.truncation, weights=FLAGS.weights, batch_size=FLAGS.batch_size,
+      seed=FLAGS.seed, intra_fid=FLAGS.intra_fid)
   if FLAGS.output is None:
     return json.dumps(document, indent=2)
-  check_output(FLAGS.output, FLAGS.overwrite)  # still free after evaluating?
-  write_json(FLAGS.output, document)
-  return f'{summary(result)}\nwrote {FLAGS.output}'
+  cli.check_output(FLAGS.output, FLAGS.overwrite, ('.json',))  # still free after evaluating?
+  files.write_json(FLAGS.output, document)
+  return f'{protocol.summary(document)}\nwrote {FLAGS.output}'
 
 
 def main(argv: list[str]) -> int:

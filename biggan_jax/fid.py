@@ -6,8 +6,8 @@
 
 Each PATH is a folder of .png/.jpg/.jpeg images (any depth; class labels when
 laid out as PATH/<class>/<image>) or a statistics .npz: ours (`--save_stats`,
-biggan_jax.metrics.save_stats) or pytorch-fid's (`--save-stats`, mu and sigma).
-Folders go through the FID Inception (biggan_jax/inception.py: pytorch-fid's
+biggan_jax/evaluation/stats.py) or pytorch-fid's (`--save-stats`, mu and sigma).
+Folders go through the FID Inception (evaluation/inception.py: pytorch-fid's
 network, resize and weights) on every local device; the last stdout line is
 `FID: <value>`, pytorch-fid's `calculate_frechet_distance` of the two.
 
@@ -80,30 +80,30 @@ def _parse(argv: list[str]) -> list[str]:
 
 def run(paths: list[str]) -> str:
   """Statistics of each path, then their FID; returns the lines to print."""
-  from biggan_jax import inception  # pylint: disable=g-import-not-at-top  # JAX after checks.
-  from biggan_jax import metrics  # pylint: disable=g-import-not-at-top
-  stats = {p: metrics.load_stats(p) for p in paths if not os.path.isdir(p)}
-  lines = [f'{p}: statistics of {s.num or "?"} images' for p, s in stats.items()]
+  from biggan_jax.evaluation import extractor as extractor_lib  # JAX after the checks.
+  from biggan_jax.evaluation import image_folder, metrics, stats
+  by_path = {p: stats.load_stats(p) for p in paths if not os.path.isdir(p)}
+  lines = [f'{p}: statistics of {s.num or "?"} images' for p, s in by_path.items()]
   folders = [p for p in paths if os.path.isdir(p)]
   for p in folders:
-    num = len(metrics.list_images(p)[0])
+    num = len(image_folder.list_images(p)[0])
     if num < 2:
       raise cli.UsageError(f'{p}: {num} .png/.jpg/.jpeg images; the covariance needs at '
                            'least 2')
   if folders:
-    extractor = inception.FeatureExtractor(FLAGS.weights, batch_size=FLAGS.batch_size)
+    extractor = extractor_lib.FeatureExtractor(FLAGS.weights, batch_size=FLAGS.batch_size)
     for p in folders:
-      stats[p] = metrics.compute_stats(p, extractor, max_images=FLAGS.max_images,
+      by_path[p] = image_folder.compute_stats(p, extractor, max_images=FLAGS.max_images,
                                        max_per_class=FLAGS.max_per_class)
-      lines.append(f'{p}: {stats[p].num} images')
+      lines.append(f'{p}: {by_path[p].num} images')
     if FLAGS.save_stats:
-      metrics.save_stats(FLAGS.save_stats, stats[paths[0]], {
+      stats.save_stats(FLAGS.save_stats, by_path[paths[0]], {
           'weights': os.path.basename(extractor.weights),
           'inception': 'pytorch-fid InceptionV3 (TF inception-2015-12-05), bilinear '
                        'resize to 299 (align_corners=False), pool_3 features'})
       lines.append(f'wrote {FLAGS.save_stats}: statistics of {paths[0]}')
   if len(paths) == 2:
-    a, b = stats[paths[0]], stats[paths[-1]]
+    a, b = by_path[paths[0]], by_path[paths[-1]]
     if a.dim != b.dim:
       raise cli.UsageError(f'{paths[0]} holds {a.dim}-d statistics, {paths[1]} {b.dim}-d: '
                            'both must come from the same Inception layer (2048-d pool_3)')

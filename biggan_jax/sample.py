@@ -29,7 +29,6 @@ z of another model's dimension, an unreadable file) stops with one line
 OUT is replaced only with --overwrite.
 """
 
-import os
 import sys
 
 from absl import flags
@@ -82,17 +81,8 @@ def _parse(argv: list[str]) -> None:
     raise cli.UsageError('--num does not go with --z_file: its rows give the number of images')
 
 
-def _check_output(path: str, overwrite: bool) -> None:
-  if not path.endswith(SUFFIXES):
-    raise cli.UsageError(f'--output={path}: must end in .png (a sheet) or .npy (the array)')
-  if os.path.isdir(path):
-    raise cli.UsageError(f'--output={path} is a directory')
-  if os.path.exists(path) and not overwrite:
-    raise cli.UsageError(f'--output={path} exists; pass --overwrite to replace it')
-
-
 def _load_npy(flag: str, path: str):
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   try:
     return np.load(path, allow_pickle=False)
   except (OSError, ValueError, EOFError) as e:
@@ -101,7 +91,7 @@ def _load_npy(flag: str, path: str):
 
 def _read_z(path: str, sampler, shape: tuple[str, ...]):
   """z from --z_file, checked against the model's dim_z and the expected layout."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   z = _load_npy('z_file', path)
   if z.dtype.kind != 'f' or z.ndim != len(shape) or z.shape[-1] != sampler.dim_z or (
       len(shape) == 3 and z.shape[1] != 2):
@@ -126,7 +116,7 @@ def _given_labels():
 
 
 def _random_classes(sampler, n: int):
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   return np.random.default_rng(FLAGS.seed).integers(0, sampler.num_classes, n)
 
 
@@ -136,7 +126,7 @@ def _draw_z(sampler, n: int):
 
 def _samples(sampler):
   """(images, rows): plain samples in the order of the given z and labels."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   labels = _given_labels()
   if FLAGS.z_file:
     z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
@@ -162,7 +152,7 @@ def _samples(sampler):
 
 def _interpolations(sampler):
   """(images (n, steps, R, R, 3), n)."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  import numpy as np
   labels = _given_labels()
   if FLAGS.interpolate == 'z':
     if FLAGS.z_file:
@@ -206,32 +196,25 @@ def _sheet_rows(n: int) -> int:
 
 
 def _write(images, rows: int, path: str) -> None:
-  """Writes beside `path`, then renames: a failed write leaves OUT as it was."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from biggan_jax import visualize  # pylint: disable=g-import-not-at-top
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = os.path.join(directory, f'.{os.path.basename(path)}.tmp-{os.getpid()}')
-  try:
-    if path.endswith('.npy'):
-      with open(tmp, 'wb') as f:
-        np.save(f, np.asarray(images, np.float32))
-    else:
-      visualize.save_image_grid(images.reshape(-1, *images.shape[-3:]), tmp, rows)
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  """Writes atomically: a failed write leaves OUT as it was."""
+  import numpy as np
+  from biggan_jax.utils import files, images as images_lib
+  if path.endswith('.npy'):
+    with files.atomic_path(path) as tmp, open(tmp, 'wb') as f:
+      np.save(f, np.asarray(images, np.float32))
+  else:
+    images_lib.save_image_grid(images.reshape(-1, *images.shape[-3:]), path, rows)
 
 
 def run() -> str:
   """Samples as the parsed flags say; returns a one-line summary."""
-  from biggan_jax import sampling  # pylint: disable=g-import-not-at-top  # JAX after flag checks.
-  _check_output(FLAGS.output, FLAGS.overwrite)
-  sampling.check_truncation(FLAGS.truncation)
-  sampler = sampling.load_generator(FLAGS.checkpoint)
+  from biggan_jax import checkpoints  # JAX after the flag checks.
+  from biggan_jax.sampling import truncation
+  cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)
+  truncation.check_truncation(FLAGS.truncation)
+  sampler = checkpoints.load_generator(FLAGS.checkpoint)
   images, rows = _interpolations(sampler) if FLAGS.interpolate else _samples(sampler)
-  _check_output(FLAGS.output, FLAGS.overwrite)  # still free after sampling?
+  cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)  # still free after sampling?
   _write(images, rows, FLAGS.output)
   layout = ' x '.join(str(d) for d in images.shape[:-3])
   return (f'wrote {FLAGS.output}: {layout} images of {sampler.resolution}x'

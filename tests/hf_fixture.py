@@ -19,9 +19,9 @@ TINY_CONFIG = dict(output_dim=128, z_dim=16, class_embed_dim=16, channel_width=4
 
 def tiny_model(seed: int = 0):
   """(the package's BigGAN in eval mode, its config dict)."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from pytorch_pretrained_biggan import BigGAN, BigGANConfig  # pylint: disable=g-import-not-at-top
-  from biggan_jax.convert import huggingface  # pylint: disable=g-import-not-at-top
+  import torch
+  from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+  from biggan_jax.convert import huggingface
   cfg = dict(TINY_CONFIG, layers=[list(l) for l in huggingface.expected_layers(128)])
   torch.manual_seed(seed)
   model = BigGAN(BigGANConfig.from_dict(cfg))
@@ -49,7 +49,7 @@ def tiny_model(seed: int = 0):
 
 def write_tiny_hf(folder, seed: int = 0):
   """Writes config.json and pytorch_model.bin into `folder`; returns `folder`."""
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   model, cfg = tiny_model(seed)
   os.makedirs(folder, exist_ok=True)
   with open(os.path.join(folder, 'config.json'), 'w') as f:
@@ -60,7 +60,7 @@ def write_tiny_hf(folder, seed: int = 0):
 
 def reference_images(model, z: np.ndarray, y: np.ndarray, truncation: float) -> np.ndarray:
   """The package's eval-mode output as NHWC numpy."""
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   onehot = np.eye(model.config.num_classes, dtype=np.float32)[y]
   with torch.no_grad():
     out = model(torch.from_numpy(z), torch.from_numpy(onehot), truncation)

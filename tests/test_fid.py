@@ -1,12 +1,11 @@
 """python -m biggan_jax.fid: image folders and stats files in, `FID: <value>` out.
 
-The Inception holds random weights (test_inception.random_state_dict) saved
+The Inception holds random weights (inception_fixture.random_state_dict) saved
 with torch.save as pytorch-fid's file would be; the folder-vs-folder FID (the
 one 2048-d sqrtm here, ~10 s on 2 cores) is checked against a closed form.
 """
 
 import os
-import pathlib
 import re
 import subprocess
 import sys
@@ -17,10 +16,10 @@ from PIL import Image
 from threadpoolctl import threadpool_limits  # scikit-learn's dependency
 
 from biggan_jax import fid as fid_cli
-from biggan_jax import metrics
-from test_inception import random_state_dict, save_pth, _images
+from biggan_jax.evaluation import stats as stats_lib
+from inception_fixture import images as _images, random_state_dict, save_pth
+from paths import REPO
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope='module')
@@ -71,7 +70,7 @@ def test_save_stats_then_fid(weights, folders, tmp_path, capsys):
                      capsys)
   assert (rc, err) == (0, [])
   assert out == [f'{a}: 4 images', f'wrote {stats_a}: statistics of {a}']
-  saved = metrics.load_stats(stats_a)
+  saved = stats_lib.load_stats(stats_a)
   assert saved.num == 4 and saved.features.shape == (4, 2048)
   np.testing.assert_array_equal(saved.labels, [0, 0, 1, 1])  # class0/{0,2}, class1/{1,3}
   assert saved.meta['weights'] == 'random_inception.pth' and saved.meta['source'] == a
@@ -86,7 +85,7 @@ def test_save_stats_then_fid(weights, folders, tmp_path, capsys):
                      f'wrote {stats_b}: statistics of {b}']
   assert out[-1].startswith('FID: ')
   value = float(out[-1][len('FID: '):])
-  expected = _svd_fid(metrics.load_stats(stats_b).features, saved.features)
+  expected = _svd_fid(stats_lib.load_stats(stats_b).features, saved.features)
   assert expected > 0.1
   assert value == pytest.approx(expected, rel=1e-4)
 
@@ -95,8 +94,8 @@ def test_fid_of_two_stats_files_and_pytorch_fid_files(tmp_path, capsys):
   rng = np.random.default_rng(0)
   sigma = np.cov(rng.normal(size=(50, 8)), rowvar=False)
   np.savez_compressed(tmp_path / 'theirs.npz', mu=np.zeros(8), sigma=sigma)  # pytorch-fid's
-  stats = metrics.FeatureStats.from_moments(np.full(8, 0.5), sigma, num=50)
-  metrics.save_stats(str(tmp_path / 'ours.npz'), stats)
+  stats = stats_lib.FeatureStats.from_moments(np.full(8, 0.5), sigma, num=50)
+  stats_lib.save_stats(str(tmp_path / 'ours.npz'), stats)
   rc, out, _ = run([str(tmp_path / 'theirs.npz'), str(tmp_path / 'ours.npz')], capsys)
   assert rc == 0 and out[0].endswith('statistics of ? images')
   assert out[1].endswith('statistics of 50 images')

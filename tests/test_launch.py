@@ -1,7 +1,6 @@
 """launch/*.sh: the commands their --dry_run prints, and one-line errors for bad arguments."""
 
 import os
-import pathlib
 import shlex
 import shutil
 import subprocess
@@ -9,7 +8,7 @@ import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from paths import REPO
 LAUNCH = REPO / 'launch'
 MAIN = ['python3', '-m', 'biggan_jax.main']
 BASH = shutil.which('bash')

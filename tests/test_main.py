@@ -7,9 +7,8 @@ import sys
 
 import pytest
 
-from biggan_jax import config as config_lib
-from biggan_jax import summary
-from test_config import CONFIG_FILES, REPO, load_config
+from biggan_jax.models import architectures, summary
+from paths import CONFIG_FILES, REPO, load_config
 
 
 def run_main(*args):
@@ -57,7 +56,8 @@ def test_bad_input_is_one_line_on_stderr(args, expected, tmp_path):
   assert not (tmp_path / 'summary.json').exists()
 
 
-# ../shared/reference/FACTS.md: BigGAN-PyTorch's parameter counts (upstream has no 512 D).
+# BigGAN-PyTorch's parameter counts: its BigGAN.py / BigGANdeep.py built with these configs
+# (the paper's Table 1 gives 158.3M for G + D at 128; upstream has no 512 D).
 PAPER_COUNTS = {
     'imagenet128.py': (70_433_988, 87_982_370),
     'imagenet256.py': (82_097_604, 99_225_890),
@@ -77,6 +77,6 @@ def test_summary_of_every_config(path, tmp_path):
   assert written['discriminator_params'] == (d_expected or written['discriminator_params']) > 0
   assert written['model'] == config.model.to_dict()
   # Attention sits where the config asks, in G and in D.
-  g_attn, d_attn = config_lib.attention_resolutions(config.model)
+  g_attn, d_attn = architectures.attention_resolutions(config.model)
   assert sum(name.startswith('attn') for name in written['generator_modules']) == len(g_attn)
   assert sum(name.startswith('attn') for name in written['discriminator_modules']) >= len(d_attn)

@@ -2,7 +2,6 @@
 on tiny local models, and draws its grid and interpolations, so it cannot silently rot."""
 
 import os
-import pathlib
 
 import jax
 import numpy as np
@@ -10,12 +9,12 @@ import pytest
 
 from biggan_jax import config as config_lib
 from biggan_jax import models
-from biggan_jax.convert import checkpoint_dir
+from biggan_jax.checkpoints import converted as checkpoint_dir
+from paths import REPO
 
 nbclient = pytest.importorskip('nbclient')
 nbformat = pytest.importorskip('nbformat')
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / 'notebooks' / 'biggan_jax_colab.ipynb'
 IMAGE_CELLS = ('class-grid', 'interpolate-z', 'interpolate-classes')
 

@@ -5,7 +5,7 @@
 --source=biggan-pytorch: IN is a BigGAN-PyTorch weights folder as its train.py
 writes it: G_ema.pth (else G.pth), state_dict.pth (its 'config' entry gives
 the architecture) and, when present, D.pth, converted too so that a run can be
-fine-tuned from DIR. DIR (see biggan_jax/convert/checkpoint_dir.py) is what
+fine-tuned from DIR. DIR (see biggan_jax/checkpoints/converted.py) is what
 `python -m biggan_jax.sample --checkpoint=DIR` and
 `biggan_jax.load_generator(DIR)` open, with no other flag. An existing DIR is
 replaced only with --overwrite. Bad input: one line `error: ...` on stderr,
@@ -25,8 +25,7 @@ import sys
 from absl import flags
 
 from biggan_jax import cli
-
-SOURCES = ('biggan-pytorch', 'huggingface', 'tfhub')
+from biggan_jax.convert import SOURCES
 
 FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('source', None, f'Format of --input: one of {", ".join(SOURCES)}.',
@@ -46,34 +45,10 @@ def _parse(argv: list[str]) -> None:
     raise cli.UsageError(f'--source={FLAGS.source}: unknown; use one of {", ".join(SOURCES)}')
 
 
-def convert(source: str, input_path: str, output: str, *, overwrite: bool = False) -> dict:
-  """Converts `input_path` (a `source` model) into the directory `output`; returns its meta."""
-  from biggan_jax.convert import checkpoint_dir  # pylint: disable=g-import-not-at-top
-  checkpoint_dir.check_writable(output, overwrite)  # before any slow work.
-  if source not in SOURCES:
-    raise cli.UsageError(f'--source={source}: unknown; use one of {", ".join(SOURCES)}')
-  if source == 'tfhub':  # TensorFlow, not torch; the converter imports it.
-    from biggan_jax.convert import tfhub  # pylint: disable=g-import-not-at-top
-    meta, g_vars, d_vars = tfhub.convert_folder(input_path)
-  else:
-    try:
-      import torch  # pylint: disable=g-import-not-at-top,unused-import
-    except ImportError:
-      raise cli.UsageError(f'--source={source} reads PyTorch files with torch: '
-                           'pip install "biggan_jax[convert]"') from None
-    if source == 'huggingface':
-      from biggan_jax.convert import huggingface  # pylint: disable=g-import-not-at-top
-      meta, g_vars, d_vars = huggingface.convert_folder(input_path)
-    else:
-      from biggan_jax.convert import biggan_pytorch  # pylint: disable=g-import-not-at-top
-      meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
-  checkpoint_dir.save(output, meta, g_vars, d_vars, overwrite=overwrite)
-  return checkpoint_dir.read_meta(output)
-
-
 def _run(argv: list[str]) -> str:
   _parse(argv)
-  meta = convert(FLAGS.source, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite)
+  from biggan_jax import convert
+  meta = convert.convert(FLAGS.source, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite)
   m = meta['model']
   parts = 'G and D' if meta['has_discriminator'] else 'G only'
   return (f"wrote {FLAGS.output}: {m['family']} {m['resolution']}x{m['resolution']}, "

@@ -15,17 +15,15 @@ The mapping takes name -> numpy array mappings; only `convert_folder` (the
 files) imports torch.
 """
 
-import collections
-import io
 import pathlib
-import pickle
 import re
-import zipfile
 from typing import Any, Mapping
 
 import jax
 import numpy as np
 from flax import traverse_util
+
+from biggan_jax.checkpoints import torch_pickle
 
 
 class ConversionError(ValueError):
@@ -154,79 +152,12 @@ GENERATOR_FILES = ('G_ema.pth', 'G.pth')  # the EMA G is what upstream samples f
 _REQUIRED_CONFIG = ('G_ch', 'dim_z', 'resolution', 'n_classes')
 
 
-class _Opaque:
-  """Stands in for every object of a pickled run config that is not plain data.
-
-  Upstream's state_dict.pth pickles the whole run config, including
-  `G_activation` (an nn.ReLU, which torch 1.x's format stores with its source
-  code) and numpy scalars (best_IS, best_FID). We need only its plain values,
-  so every class or function the pickle names unpickles to this inert stub:
-  no code from the file runs (unlike torch.load(weights_only=False)).
-  """
-
-  def __new__(cls, *args, **kwargs):
-    del args, kwargs
-    return object.__new__(cls)
-
-  def __init__(self, *args, **kwargs):
-    self.args, self.kwargs = args, kwargs
-
-  def __setstate__(self, state):
-    self.state = state
-
-  def __setitem__(self, key, value):
-    pass
-
-  def append(self, value):
-    pass
-
-  def extend(self, values):
-    pass
-
-
-class _PlainDataUnpickler(pickle.Unpickler):
-  """Unpickles containers and scalars; any other global or storage is `_Opaque`."""
-  _SAFE = {('collections', 'OrderedDict'): collections.OrderedDict}
-
-  def find_class(self, module, name):
-    return self._SAFE.get((module, name), _Opaque)
-
-  def persistent_load(self, pid):
-    # A storage, or (torch 1.x) a module class saved with its source code.
-    del pid
-    return _Opaque
-
-
-_LEGACY_MAGIC = 0x1950a86a20f9469cfc6c  # torch.serialization.MAGIC_NUMBER
-
-
-def _read_run_state(path: pathlib.Path) -> Any:
-  """state_dict.pth (either of torch's formats) with non-plain objects stubbed."""
-  try:
-    if zipfile.is_zipfile(path):
-      with zipfile.ZipFile(path) as archive:
-        data = next((n for n in archive.namelist() if n.endswith('/data.pkl')), None)
-        if data is None:
-          raise ValueError('no data.pkl in the archive')
-        return _PlainDataUnpickler(io.BytesIO(archive.read(data))).load()
-    with open(path, 'rb') as f:
-      unpickler = _PlainDataUnpickler(f)
-      if unpickler.load() != _LEGACY_MAGIC:
-        raise ValueError('not a torch.save file')
-      unpickler.load()  # protocol version
-      unpickler.load()  # sys_info
-      return unpickler.load()
-  except Exception as e:  # pylint: disable=broad-except  # any malformed pickle.
-    raise ConversionError(f'{path}: cannot read it ({type(e).__name__}: {str(e)[:200]}); '
-                          'is the file complete?') from None
-
-
 def torch_load(path: pathlib.Path) -> Any:
   """A weights file: torch.load(weights_only=True), tensors and containers only."""
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   try:
     return torch.load(path, map_location='cpu', weights_only=True)
-  except Exception as e:  # pylint: disable=broad-except  # torch raises many kinds.
+  except Exception as e:  # torch raises many kinds.
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
     detail = next((l for l in lines if 'WeightsUnpickler' in l or 'failed' in l),
                   lines[-1] if lines else '')
@@ -236,7 +167,7 @@ def torch_load(path: pathlib.Path) -> Any:
 
 def state_dict_arrays(obj: Any, path: pathlib.Path) -> dict[str, np.ndarray]:
   """A torch state dict (name -> tensor) as name -> float32 numpy arrays."""
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   if not isinstance(obj, Mapping) or not obj:
     raise ConversionError(f'{path}: not a state dict (name -> tensor)')
   arrays = {}
@@ -285,7 +216,10 @@ def read_folder(folder) -> dict[str, Any]:
   if 'state_dict.pth' not in names:
     raise ConversionError(
         f"--input={folder}: no state_dict.pth, whose 'config' entry gives the architecture")
-  state = _read_run_state(folder / 'state_dict.pth')
+  try:
+    state = torch_pickle.read_plain_data(folder / 'state_dict.pth')
+  except ValueError as e:
+    raise ConversionError(str(e)) from None
   cfg = state.get('config') if isinstance(state, Mapping) else None
   if not isinstance(cfg, Mapping):
     raise ConversionError(f"{folder / 'state_dict.pth'}: no 'config' entry (the run's "
@@ -325,8 +259,8 @@ def convert_folder(folder) -> tuple[dict, dict, dict | None]:
   truncation convention (upstream samples z from a truncated normal with
   fixed BN statistics) and where the weights came from.
   """
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from biggan_jax import models  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp
+  from biggan_jax import models
   run = read_folder(folder)
   _check_supported(run['config'])
   try:

@@ -4,12 +4,13 @@
 
 FOLDER holds config.json and pytorch_model.bin as the package ships them
 (biggan-deep-128/256/512: ports of TF-Hub's BigGAN-deep). Conventions that
-differ from BigGAN-PyTorch, all reproduced (../shared/reference/FACTS.md):
+differ from BigGAN-PyTorch, all reproduced (read from the package's model.py and
+convert_tf_to_pytorch.py):
 - the conditioning vector is [z, embed(y)] (z first), embed a bias-free linear
   on one-hot classes (= a table lookup of its transposed weight);
 - every BN holds `n_stats` (51) running means/vars, one per truncation
   0, 0.02, ..., 1, and picks them by the sampling truncation (see
-  `biggan_jax.sampling.bn_stats_at`); BN and SN eps are both config.eps (1e-4);
+  `sampling/truncation.py`'s bn_stats_at); BN and SN eps are both config.eps (1e-4);
 - G's first linear reshapes to NHWC (TF order), as ours: no permutation;
 - conv_to_rgb computes `ch` channels and keeps the first 3;
 - spectral norm is torch.nn.utils.spectral_norm's: weight_orig, weight_u,
@@ -28,11 +29,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from biggan_jax.convert import biggan_pytorch
+from biggan_jax.sampling import truncation
 
 ConversionError = biggan_pytorch.ConversionError
 CONFIG = 'config.json'
 WEIGHTS = 'pytorch_model.bin'
-STATS_COLLECTION = 'batch_stats_by_truncation'
+STATS_COLLECTION = truncation.BN_STATS_BY_TRUNCATION
 _CONFIG_KEYS = ('output_dim', 'z_dim', 'class_embed_dim', 'channel_width', 'num_classes',
                 'layers', 'attention_layer_position', 'eps', 'n_stats')
 
@@ -43,7 +45,7 @@ _CONFIG_KEYS = ('output_dim', 'z_dim', 'class_embed_dim', 'channel_width', 'num_
 
 def expected_layers(resolution: int, depth: int = 2) -> list[tuple[bool, int, int]]:
   """config.json's `layers` ((upsample, in, out) multipliers) for our G tables."""
-  from biggan_jax.models import biggan_deep  # pylint: disable=g-import-not-at-top
+  from biggan_jax.models import biggan_deep
   ins, outs = biggan_deep.G_CHANNELS[resolution]
   out = []
   for i, o in zip(ins, outs):
@@ -53,8 +55,8 @@ def expected_layers(resolution: int, depth: int = 2) -> list[tuple[bool, int, in
 
 def model_config(cfg: Mapping[str, Any]):
   """A biggan_jax `config.model` for a pytorch-pretrained-BigGAN config.json."""
-  from biggan_jax import config as config_lib  # pylint: disable=g-import-not-at-top
-  from biggan_jax.models import biggan_deep  # pylint: disable=g-import-not-at-top
+  from biggan_jax import config as config_lib
+  from biggan_jax.models import biggan_deep
   missing = [k for k in _CONFIG_KEYS if k not in cfg]
   if missing:
     raise ConversionError(f'{CONFIG} lacks {missing}; is this a pytorch-pretrained-BigGAN '
@@ -125,7 +127,7 @@ def to_variables(sd: Mapping[str, np.ndarray], m, n_stats: int) -> tuple[dict, d
   The table has batch_stats' structure with (n_stats, C) leaves; the model's
   own batch_stats hold the τ = 1 row (sampling replaces them per τ).
   """
-  from flax import traverse_util  # pylint: disable=g-import-not-at-top
+  from flax import traverse_util
   flat, table, used = {}, {}, set()
   sd = {k: np.asarray(v, np.float32) for k, v in sd.items()}
 
@@ -149,7 +151,7 @@ def to_variables(sd: Mapping[str, np.ndarray], m, n_stats: int) -> tuple[dict, d
   _sn(flat, need, 'generator.gen_z', ('linear',), False)
   flat[('params', 'linear', 'bias')] = need('generator.gen_z.bias')
 
-  from biggan_jax.models import biggan_deep  # pylint: disable=g-import-not-at-top
+  from biggan_jax.models import biggan_deep
   stages = len(biggan_deep.G_CHANNELS[m.resolution][0])
   attn_stage = int(math.log2(int(m.g_attn) // 4)) - 1
   index = 0
@@ -185,9 +187,9 @@ def to_variables(sd: Mapping[str, np.ndarray], m, n_stats: int) -> tuple[dict, d
 
 def check_shapes(variables: dict, m) -> None:
   """Every leaf where the model wants it, with its shape (one-line error otherwise)."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from flax import traverse_util  # pylint: disable=g-import-not-at-top
-  from biggan_jax import models  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp
+  from flax import traverse_util
+  from biggan_jax import models
   expected = biggan_pytorch.expected_variables(
       models.create_generator(m), jnp.zeros((1, m.dim_z)), jnp.zeros((1,), jnp.int32))
   biggan_pytorch.check_fits(traverse_util.flatten_dict(variables), expected,

@@ -64,7 +64,7 @@ def _quiet_stderr():
 def _tf():
   try:
     with _quiet_stderr():
-      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      import tensorflow as tf
   except ImportError:
     raise ConversionError('--source=tfhub reads TF-Hub modules with TensorFlow: '
                           'pip install tensorflow-cpu') from None
@@ -204,8 +204,8 @@ def architecture(tf_vars: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def _default_graph(folder: pathlib.Path):
   tf = _tf()
-  from google.protobuf import message  # pylint: disable=g-import-not-at-top
-  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  from google.protobuf import message
+  from tensorflow.core.protobuf import saved_model_pb2
   path = folder / GRAPH
   if not path.is_file():
     raise ConversionError(f'{path}: missing; the module\'s graph holds its BN statistics')

@@ -1,6 +1,6 @@
 """BigGAN's building blocks, numerically as in BigGAN-PyTorch (layers.py).
 
-Conventions (../shared/reference/FACTS.md):
+Conventions (BigGAN-PyTorch's layers.py and utils.py):
 - Spectral norm: W viewed as (out, -1); u (1, out) is state advanced by one
   power step per train-mode call; normalisation is x / max(|x|, eps).
 - BatchNorm: normalise with the biased batch variance, keep running stats with
@@ -20,6 +20,8 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from biggan_jax.models import conv_gradfix
 
 Array = jax.Array
 Dtype = Any
@@ -116,47 +118,6 @@ class SNDense(nn.Module):
     return y
 
 
-_NHWC = ('NHWC', 'HWIO', 'NHWC')
-
-
-def _conv_same(x: Array, kernel: Array) -> Array:
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), 'SAME', dimension_numbers=_NHWC)
-
-
-@jax.custom_vjp
-def conv_same(x: Array, kernel: Array) -> Array:
-  """Stride-1 'SAME' NHWC/HWIO convolution whose kernel gradient is k*k matmuls.
-
-  Same values and gradients as lax.conv_general_dilated. Inside the train
-  step XLA:CPU lowers the kernel gradient as a convolution with an HxW window
-  over a batch-minor layout, which made 16x16 training ~5x slower on a 2-core
-  CPU (configs/digits.py: 0.34 vs 1.87 steps/s at ch 8, batch 64); as one
-  matmul per kernel tap it runs at matmul speed. Used on CPU only: GPUs and
-  TPUs have fast native convolution gradients (cuDNN, the MXU).
-  """
-  return _conv_same(x, kernel)
-
-
-def _conv_same_fwd(x, kernel):
-  return _conv_same(x, kernel), (x, kernel)
-
-
-def _conv_same_bwd(residuals, g):
-  x, kernel = residuals
-  k = kernel.shape[0]
-  _, vjp_x = jax.vjp(lambda x_: _conv_same(x_, kernel), x)
-  lo = (k - 1) // 2  # 'SAME' pads (k-1)//2 before, the rest after.
-  xp = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
-  h, w = x.shape[1:3]
-  d_kernel = jnp.stack([
-      jnp.stack([jnp.einsum('nhwi,nhwo->io', xp[:, a:a + h, b:b + w], g)
-                 for b in range(k)]) for a in range(k)])
-  return vjp_x(g)[0], d_kernel.astype(kernel.dtype)
-
-
-conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)
-
-
 class SNConv(nn.Module):
   """SNConv2d with 'same' padding (3x3 pad 1, 1x1 pad 0); kernel HWIO."""
   features: int
@@ -173,8 +134,7 @@ class SNConv(nn.Module):
     kernel = self.param('kernel', kernel_init(self.weight_init), (k, k, cin, self.features))
     kernel = SpectralNormed(self.sn_eps, self.sn_iters, name='sn')(
         kernel, kernel.reshape(-1, self.features).T, train)
-    conv = conv_same if jax.default_backend() == 'cpu' else _conv_same
-    y = conv(x.astype(self.dtype), kernel.astype(self.dtype))
+    y = conv_gradfix.conv_same(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       bias = self.param('bias', torch_bias_init(cin * k * k), (self.features,))
       y = y + bias.astype(self.dtype)

@@ -1,0 +1,252 @@
+"""The training loop: mesh, state, checkpoints, the jitted step, logging.
+
+Reads top to bottom like big_vision's train.py. The step itself is in
+training/step.py; this file only moves data, calls it, and writes what a run
+leaves behind in its workdir:
+  checkpoints/<step>/{state,ema_generator,meta}   (Orbax, async)
+  metrics.jsonl, TensorBoard events, config.json
+  samples/step_<N>.png (EMA G, fixed z and classes), sigma0.png, losses.png
+  truncation.png at the end when config.truncations is set
+  with eval_every: fid, is_mean, is_std, precision, recall... rows in
+  metrics.jsonl, best_fid/<step>/{ema_generator,meta} (the lowest FID so far)
+  and, with eval_heldout_split, d_train/d_heldout rows and d_overfit.png
+"""
+
+import math
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from etils import epath
+
+from biggan_jax import config as config_lib
+from biggan_jax import models, training
+from biggan_jax.checkpoints import best_fid, init_from as init_from_lib
+from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.data import pipeline
+from biggan_jax.training import ema, metrics_log, periodic_eval, plots, sharding
+from biggan_jax.training import state as train_state
+from biggan_jax.training import step as train_step
+from biggan_jax.utils import images as images_lib
+
+
+class NonFiniteLossError(training.TrainingError):
+  """Training diverged; the last good checkpoint is kept as it is."""
+
+
+class _Preemption:
+  """Turns SIGTERM (TPU maintenance/preemption) into a flag the loop checks."""
+
+  def __init__(self):
+    self.requested = False
+    signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+
+def _scalars(metrics, sv, step_time, config):
+  """Everything logged at a logging step; `sv` is None between trackings."""
+  out = {k: float(v) for k, v in metrics.items()}
+  for name, values in (sv or {}).items():
+    for i, v in enumerate(np.asarray(values)):
+      out[f'sv{i}/{name}'] = float(v)
+  out.update(lr_g=config.lr_g, lr_d=config.lr_d, steps_per_sec=1.0 / step_time,
+             images_per_sec=config.batch_size * config.num_d_steps / step_time)
+  return out
+
+
+def _print_progress(step, total, s):
+  if jax.process_index() == 0:
+    eta = int((total - step) / max(s['steps_per_sec'], 1e-9))
+    print(f"step {step}/{total} | {s['images_per_sec']:.1f} img/s | "
+          f"D {s['d_loss_real'] + s['d_loss_fake']:.3f} G {s['g_loss']:.3f} | "
+          f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s", flush=True)
+
+
+def ema_generator_variables(config, generator, state, rng):
+  """EMA G with standing statistics: what sampling and evaluation use."""
+  m = config.model
+  variables = {'params': state.ema_params, **state.ema_state}
+  micro = config.batch_size // config.num_accumulations
+  return ema.standing_stats(generator, variables, rng, num_passes=config.num_standing_stats,
+                            batch_size=micro, dim_z=m.dim_z, num_classes=m.num_classes)
+
+
+def fixed_sample_inputs(config):
+  """Fixed z and classes of the sample sheet: row r shows class r % num_classes."""
+  m, rows = config.model, config.num_sample_rows
+  z = jax.random.normal(jax.random.PRNGKey(1234), (rows * rows, m.dim_z))
+  y = (jnp.arange(rows * rows) // rows) % m.num_classes
+  return z, y.astype(jnp.int32)
+
+
+def truncation_sheet_inputs(config):
+  """The truncation sheet's z and classes: one row per threshold, column j shows class j.
+
+  Every row draws jax.random.truncated_normal from the same key, and the
+  truncated normal is sampled by inverting its CDF, so column j holds the
+  same underlying z squeezed into [-t, t] (Brock et al. 2019, Sec. 3.1).
+  """
+  m, cols = config.model, config.num_sample_rows
+  thresholds = config_lib.truncation_thresholds(config)
+  key = jax.random.PRNGKey(4321)
+  z = jnp.concatenate([jax.random.truncated_normal(key, -t, t, (cols, m.dim_z))
+                       for t in thresholds])
+  y = jnp.tile(jnp.arange(cols) % m.num_classes, len(thresholds))
+  return z, y.astype(jnp.int32)
+
+
+def train_and_evaluate(config, workdir: str, init_from: str | None = None
+                       ) -> train_state.TrainState:
+  """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir.
+
+  `init_from`: a new run's G, EMA G and D start from this converted checkpoint
+  or training workdir (fine-tuning, checkpoints/init_from.py).
+  """
+  workdir = epath.Path(workdir)
+  pipeline.check(config)
+  workdir.mkdir(parents=True, exist_ok=True)
+  preemption = _Preemption()
+  # ---------------------------------------------------------------- mesh
+  mesh = sharding.make_mesh()
+  repl = sharding.replicated(mesh)
+  logging.info('mesh: %d devices over %d processes', jax.device_count(), jax.process_count())
+
+  # ------------------------------------------- evaluation inputs (fail fast)
+  eval_ref = extractor = overfit_batches = None
+  if config.eval_every:
+    eval_ref, extractor = periodic_eval.load_eval_reference(config)
+    overfit_batches = periodic_eval.d_overfit_batches(config, mesh)
+
+  # ------------------------------------------------- create model and state
+  generator = models.create_generator(config.model)
+  discriminator = models.create_discriminator(config.model)
+  state = jax.jit(lambda k: train_state.create(config, generator, discriminator, k),
+                  out_shardings=repl)(jax.random.PRNGKey(config.seed))
+
+  # ------------------------------------------------------ load checkpoint
+  mngr = checkpoint.manager(workdir / 'checkpoints',
+                            max_to_keep=config.max_to_keep)
+  start = 0
+  if mngr.latest_step() is not None:
+    state, meta = checkpoint.restore_state(mngr, mngr.latest_step(), state)
+    start = int(meta['data_position'])
+    logging.info('resumed from step %d', start)
+    if init_from:
+      logging.warning('--init_from=%s ignored: resuming this workdir', init_from)
+  elif init_from:
+    state = init_from_lib.initialize(state, config, init_from)
+  if jax.process_index() == 0:
+    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+
+  # ---------------------------------------------------------- update step
+  step_fn = jax.jit(
+      train_step.make_train_step(config, generator, discriminator,
+                                 sharding.batch_sharding(mesh, 1)),
+      in_shardings=(repl, sharding.batch_sharding(mesh, 2)),
+      out_shardings=(repl, repl), donate_argnums=0)
+  ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
+                   out_shardings=repl)
+  sample_z, sample_y = fixed_sample_inputs(config)
+  sample_fn = jax.jit(lambda v: generator.apply(v, sample_z, sample_y, train=False))
+
+  # ------------------------------------------------------------- writers
+  from clu import metric_writers  # imports TF
+  writer = metric_writers.create_default_writer(str(workdir),
+                                                just_logging=jax.process_index() > 0)
+  jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl')
+
+  stats_key = jax.random.PRNGKey(config.seed + 1)
+
+  def checkpoint_meta(step):
+    return {'step': step, 'data_position': step, 'model': config.model.to_dict(),
+            'kind': checkpoint.TRAIN_KIND}
+
+  def save(step):
+    ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
+    checkpoint.save(mngr, step, state, ema_vars, checkpoint_meta(step))
+    jsonl.flush()
+    if jax.process_index() == 0:
+      plots.plot_training(jsonl.path, workdir)
+
+  # ----------------------------------------------------------- evaluation
+  best = best_fid.BestFid(workdir / 'best_fid')
+  d_mean_logit = jax.jit(lambda s, x, y: discriminator.apply(
+      {'params': s.d_params, **s.d_state}, x, y, train=False).mean())
+
+  def run_evaluation(step):
+    ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
+    scalars = periodic_eval.evaluate_generator(config, generator, ema_vars, eval_ref,
+                                                extractor)
+    if overfit_batches is not None:
+      scalars.update(periodic_eval.d_overfitting(d_mean_logit, state, overfit_batches))
+    writer.write_scalars(step, scalars)
+    jsonl.write(step, scalars)
+    periodic_eval.print_eval(step, scalars)
+    meta = {**checkpoint_meta(step), **scalars, 'eval_ref_stats': config.eval_ref_stats,
+            'eval_num_samples': config.eval_num_samples}
+    if best.maybe_save(step, sharding.agreed(scalars['fid']), ema_vars, meta):
+      logging.info('step %d: best FID so far (%.3f), saved to best_fid/', step, best.fid)
+
+  # ----------------------------------------------------------- train loop
+  batches = pipeline.create(config, start)
+  next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+  last_log, last_log_step = time.time(), start
+  for step in range(start + 1, config.total_steps + 1):
+    batch, next_batch = next_batch, None
+    state, metrics = step_fn(state, batch)
+    if step < config.total_steps:  # prefetch: transfer the next batch during the step
+      next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+    preempted = preemption.requested  # read once: SIGTERM may land at any moment
+    is_last = step == config.total_steps or preempted
+    tracked = step % config.sv_every == 0  # the step just tracked singular values
+    if (step % config.log_every == 0 or tracked or is_last
+        or step % config.checkpoint_every == 0):
+      metrics = jax.device_get(metrics)
+      if not all(math.isfinite(float(v)) for v in metrics.values()):
+        mngr.wait_until_finished()
+        raise NonFiniteLossError(
+            f'step {step}: non-finite loss {metrics}; stopped without saving, the last '
+            f'good checkpoint (step {mngr.latest_step()}) is kept')
+      now = time.time()
+      scalars = _scalars(metrics, jax.device_get(state.sv) if tracked else None,
+                         (now - last_log) / (step - last_log_step), config)
+      last_log, last_log_step = now, step
+      writer.write_scalars(step, scalars)
+      jsonl.write(step, scalars)
+      _print_progress(step, config.total_steps, scalars)
+    if config.sample_every and (step % config.sample_every == 0 or is_last):
+      images = sample_fn(ema_fn(state, jax.random.fold_in(stats_key, step)))
+      if jax.process_index() == 0:
+        images_lib.save_image_grid(images, workdir / 'samples' / f'step_{step:07d}.png',
+                                   rows=config.num_sample_rows)
+      last_log, last_log_step = time.time(), step
+    if step % config.checkpoint_every == 0 or is_last:
+      save(step)
+      last_log, last_log_step = time.time(), step  # keep saving out of steps/s
+    if config.eval_every and not preempted and (
+        step % config.eval_every == 0 or step == config.total_steps):
+      run_evaluation(step)
+      last_log, last_log_step = time.time(), step
+    if preempted:
+      logging.warning('SIGTERM: saved a checkpoint at step %d, exiting', step)
+      break
+  if config.truncations and state.step == config.total_steps:
+    z, y = truncation_sheet_inputs(config)
+    variables = ema_fn(state, jax.random.fold_in(stats_key, config.total_steps))
+    images = jax.jit(lambda v: generator.apply(v, z, y, train=False))(variables)
+    if jax.process_index() == 0:
+      images_lib.save_image_grid(images, workdir / 'truncation.png',
+                                 rows=len(config_lib.truncation_thresholds(config)))
+  mngr.wait_until_finished()
+  best.wait_until_finished()
+  writer.flush()
+  jsonl.flush()
+  if config.eval_every and config.eval_heldout_split and jax.process_index() == 0:
+    plots.plot_d_overfitting(jsonl.path, workdir / 'd_overfit.png')
+  return state

@@ -1,0 +1,165 @@
+"""One BigGAN iteration: `num_d_steps` D updates, one G update, EMA, SV tracking.
+
+The step is one jitted function over a device mesh (see training/loop.py): the batch
+is sharded over the 'data' axis, so BatchNorm statistics are global
+(cross-replica BN) and gradients are all-reduced by XLA. With
+`num_accumulations` > 1 each update averages gradients over micro-batches
+(BN and SN state thread through them, as upstream's accumulation loop).
+
+Batch layout: images (num_d_steps, num_accumulations, micro_batch, H, W, 3),
+labels (num_d_steps, num_accumulations, micro_batch): each D step sees a
+fresh real batch, as in the paper.
+
+With `augment` set (e.g. 'translation,cutout'), every image D sees, real or
+generated, in the D and in the G update, first goes through DiffAugment
+(training/augment.py; Zhao et al. 2020); R1 is then taken on the augmented
+reals, as in their StyleGAN2 code. augment='' leaves the step unchanged.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from biggan_jax.training import augment, ema, losses, regularizers
+from biggan_jax.training import state as train_state
+
+G_STATE = ('batch_stats', 'spectral')
+
+
+def _sample_latents(rng, shape, dim_z, num_classes, sharding):
+  """z ~ N(0, I) and uniform classes, laid out over the mesh like the batch."""
+  kz, ky = jax.random.split(rng)
+  z = jax.random.normal(kz, (*shape, dim_z))
+  y = jax.random.randint(ky, shape, 0, num_classes)
+  return (jax.lax.with_sharding_constraint(z, sharding),
+          jax.lax.with_sharding_constraint(y, sharding))
+
+
+def _accumulate(loss_fn, params, state, micro_batches):
+  """Mean loss gradient over micro-batches (leading axis); state threads through."""
+  grad_fn = jax.grad(loss_fn, has_aux=True)
+
+  def body(carry, inputs):
+    grads_sum, state = carry
+    grads, (state, metrics) = grad_fn(params, state, *inputs)
+    return (jax.tree.map(jnp.add, grads_sum, grads), state), metrics
+
+  zeros = jax.tree.map(jnp.zeros_like, params)
+  (grads, state), metrics = jax.lax.scan(body, (zeros, state), micro_batches)
+  n = jax.tree.leaves(micro_batches)[0].shape[0]
+  return (jax.tree.map(lambda g: g / n, grads), state,
+          jax.tree.map(lambda m: m.mean(0), metrics))
+
+
+def make_train_step(config, generator, discriminator, latent_sharding):
+  """Returns `train_step(state, batch) -> (state, metrics)`, to be jitted."""
+  m = config.model
+  g_tx, d_tx = train_state.optimizers(config)
+  sample = functools.partial(_sample_latents, dim_z=m.dim_z,
+                             num_classes=m.num_classes, sharding=latent_sharding)
+
+  augment.parse(config.augment)  # fails early on an unknown policy
+
+  def d_input(images, aug_key):
+    return augment.diff_augment(images, aug_key, config.augment) if config.augment else images
+
+  def aug_keys(rng, acc_shape):
+    """One DiffAugment key per micro-batch; fold_in keeps the z, y stream as without it."""
+    return jax.random.split(jax.random.fold_in(rng, 1), acc_shape[0])
+
+  def d_loss_fn(d_params, state, x, y, z, y_fake, aug_key, *, g_params):
+    """Upstream G_D: G (train mode, no grad) then D on [G(z); x] at once."""
+    g_state, d_state = state
+    fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
+                                  train=True, mutable=G_STATE)
+    images = d_input(jnp.concatenate([jax.lax.stop_gradient(fake), x]), aug_key)
+    x = images[fake.shape[0]:]
+    logits, d_new = discriminator.apply(
+        {'params': d_params, **d_state}, images,
+        jnp.concatenate([y_fake, y]), train=True, mutable=['spectral'])
+    d_fake, d_real = jnp.split(logits, 2)
+    loss_real, loss_fake = losses.d_loss(config.loss, d_real, d_fake)
+    loss = loss_real + loss_fake
+    metrics = dict(d_loss_real=loss_real, d_loss_fake=loss_fake,
+                   d_real=d_real.mean(), d_fake=d_fake.mean())
+    if config.r1:
+      d_fn = lambda xs: discriminator.apply({'params': d_params, **d_new}, xs, y,
+                                            train=False)
+      metrics['r1'] = losses.r1_penalty(d_fn, x)
+      loss += 0.5 * config.r1_gamma * metrics['r1']
+    if config.ortho_beta_d > 0:
+      loss += regularizers.ortho_penalty(d_params, config.ortho_beta_d,
+                                         reference_grad=config.ortho_reference_grad)
+    return loss, ((g_new, d_new), metrics)
+
+  def g_loss_fn(g_params, state, z, y_fake, aug_key, *, d_params):
+    g_state, d_state = state
+    fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
+                                  train=True, mutable=G_STATE)
+    d_fake, d_new = discriminator.apply({'params': d_params, **d_state},
+                                        d_input(fake, aug_key), y_fake,
+                                        train=True, mutable=['spectral'])
+    g_loss = losses.g_loss(config.loss, d_fake)
+    ortho = regularizers.ortho_penalty(g_params, config.ortho_beta,
+                                       reference_grad=config.ortho_reference_grad)
+    metrics = dict(g_loss=g_loss, ortho=ortho)
+    loss = g_loss + ortho
+    if config.mode_seeking > 0:
+      metrics['mode_seeking'] = losses.mode_seeking(fake, z)
+      loss += config.mode_seeking * metrics['mode_seeking']
+    return loss, ((g_new, d_new), metrics)
+
+  def d_update(state, batch_i, rng):
+    acc_shape = batch_i['label'].shape
+    z, y_fake = sample(rng, acc_shape)
+    grads, (g_state, d_state), metrics = _accumulate(
+        functools.partial(d_loss_fn, g_params=state.g_params), state.d_params,
+        (state.g_state, state.d_state),
+        (batch_i['image'], batch_i['label'], z, y_fake, aug_keys(rng, acc_shape)))
+    updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
+    metrics['d_grad_norm'] = optax.global_norm(grads)
+    return state.replace(d_params=optax.apply_updates(state.d_params, updates),
+                         d_opt_state=d_opt_state, g_state=g_state, d_state=d_state), metrics
+
+  def g_update(state, acc_shape, rng):
+    z, y_fake = sample(rng, acc_shape)
+    if config.mode_seeking > 0:  # the second half repeats the first half's classes.
+      half = y_fake[:, :acc_shape[1] // 2]
+      y_fake = jax.lax.with_sharding_constraint(jnp.concatenate([half, half], 1),
+                                                latent_sharding)
+    grads, (g_state, d_state), metrics = _accumulate(
+        functools.partial(g_loss_fn, d_params=state.d_params), state.g_params,
+        (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))
+    updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+    metrics['g_grad_norm'] = optax.global_norm(grads)
+    return state.replace(g_params=optax.apply_updates(state.g_params, updates),
+                         g_opt_state=g_opt_state, g_state=g_state, d_state=d_state), metrics
+
+  def track_sv(state):
+    return jax.lax.cond(
+        state.step % config.sv_every == 0,
+        lambda: train_state.track_singular_values(state.g_params, state.d_params),
+        lambda: state.sv)
+
+  def train_step(state, batch):
+    rng = jax.random.fold_in(state.rng, state.step)
+    d_keys = jax.random.split(rng, config.num_d_steps + 1)
+    metrics = []
+    for i in range(config.num_d_steps):
+      batch_i = jax.tree.map(lambda a: a[i], batch)
+      state, d_metrics = d_update(state, batch_i, d_keys[i])
+      metrics.append(d_metrics)
+    state, g_metrics = g_update(state, batch['label'].shape[1:], d_keys[-1])
+    state = state.replace(
+        ema_params=ema.update(state.ema_params, state.g_params, state.step,
+                              config.ema_decay, config.ema_start),
+        ema_state=ema.update(state.ema_state, state.g_state, state.step,
+                             config.ema_decay, config.ema_start))
+    state = state.replace(step=state.step + 1)
+    state = state.replace(sv=track_sv(state))  # after steps sv_every, 2 sv_every, ...
+    metrics = {**jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *metrics), **g_metrics}
+    return state, metrics
+
+  return train_step

@@ -1,0 +1,1 @@
+"""Small helpers every package shares: atomic files, image sheets, figures."""

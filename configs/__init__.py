@@ -1,0 +1,1 @@
+"""The shipped get_config() files; installed as biggan_jax.configs (setup.cfg)."""

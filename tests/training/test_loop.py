@@ -1,0 +1,224 @@
+"""The training engine on the tiny config: mesh equivalence, exact resume,
+divergence and preemption handling, accumulation, EMA and standing stats."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from biggan_jax import config as config_lib
+from biggan_jax import models
+from biggan_jax.data import fake
+from biggan_jax.training import ema, loop, sharding
+from biggan_jax.training import state as train_state
+from biggan_jax.training import step as train_step
+from paths import REPO
+
+
+
+def tiny_config(**overrides):
+  return config_lib.from_file(REPO / 'configs' / 'tiny.py', **overrides)
+
+
+def run_steps(config, mesh, num_steps, states=None):
+  """The loop's core without I/O: create, then num_steps jitted steps.
+
+  With a list `states`, the state after every step is appended to it.
+  """
+  G, D = models.create_generator(config.model), models.create_discriminator(config.model)
+  repl = sharding.replicated(mesh)
+  state = jax.jit(lambda k: train_state.create(config, G, D, k), out_shardings=repl)(
+      jax.random.PRNGKey(config.seed))
+  step_fn = jax.jit(
+      train_step.make_train_step(config, G, D, sharding.batch_sharding(mesh, 1)),
+      in_shardings=(repl, sharding.batch_sharding(mesh, 2)), out_shardings=(repl, repl))
+  history = []
+  for i in range(num_steps):
+    batch = sharding.host_to_global(fake.fake_batch(config, i, 0), mesh, 2)
+    state, metrics = step_fn(state, batch)
+    history.append(jax.device_get(metrics))
+    if states is not None:
+      states.append(jax.device_get(state))
+  return state, history
+
+
+def max_rel(a, b):
+  return max(float(np.abs(np.asarray(x) - np.asarray(y)).max() / (np.abs(np.asarray(y)).max() + 1e-12))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _pre_bn_bias(path):
+  """G conv biases that feed a BatchNorm: their true gradient is exactly 0."""
+  return path[-1] == 'bias' and path[-2].startswith('conv') and path[0].startswith('block')
+
+
+def test_8_devices_match_1_device():
+  """Cross-replica BN + all-reduced grads: the mesh changes nothing numerically.
+
+  Every weight and statistic agrees to rel 1e-5, except G's pre-BN conv
+  biases: BN removes them, so their gradient is rounding noise (~1e-9) that
+  Adam (β1 = 0) turns into steps of size lr whichever the device count. For
+  those the test checks Adam's bound, num_steps * lr per step taken; the BN
+  running means that record those biases get the same bound.
+  """
+  from flax import traverse_util
+  config = tiny_config()
+  steps = 2
+  one, h1 = run_steps(config, sharding.make_mesh(jax.devices()[:1]), steps)
+  eight, h8 = run_steps(config, sharding.make_mesh(jax.devices()), steps)
+  for m1, m8 in zip(h1, h8):
+    for k in ('d_loss_real', 'd_loss_fake', 'g_loss', 'd_real', 'd_fake'):
+      assert abs(m1[k] - m8[k]) <= 1e-5 * abs(m1[k]) + 1e-7, k
+  checked = 0
+  for tree in ('g_params', 'd_params', 'g_state', 'd_state'):
+    a = traverse_util.flatten_dict(getattr(one, tree))
+    b = traverse_util.flatten_dict(getattr(eight, tree))
+    for path, x in a.items():
+      x, y = np.asarray(x), np.asarray(b[path])
+      bias_noise = ((tree == 'g_params' and _pre_bn_bias(path))
+                    or (tree == 'g_state' and path[-1] == 'mean'))
+      if bias_noise:
+        assert np.abs(x - y).max() <= 2 * steps * config.lr_g, path
+      else:
+        assert np.abs(x - y).max() <= 1e-5 * np.abs(x).max() + 1e-9, (tree, path)
+        checked += 1
+  assert checked > 50
+
+
+def test_options_train_and_stay_finite():
+  config = tiny_config(loss='non_saturating', r1=True, ortho_beta_d=1e-4,
+                       num_accumulations=2, num_d_steps=1, batch_size=32, mode_seeking=1.0)
+  state, history = run_steps(config, sharding.make_mesh(), 1)
+  assert all(np.isfinite(v) for v in history[-1].values())
+  assert history[-1]['r1'] > 0 and history[-1]['mode_seeking'] > 0
+  config = tiny_config(loss='wasserstein')
+  _, history = run_steps(config, sharding.make_mesh(), 1)
+  assert np.isfinite(history[-1]['g_loss'])
+
+
+def test_singular_values_tracked_every_sv_every_steps():
+  config = tiny_config(sv_every=2, num_d_steps=1)
+  states = []
+  run_steps(config, sharding.make_mesh(), 3, states)
+  s1, s2, s3 = states  # the 2nd step tracks; the 3rd keeps its values
+  name = 'G/block0/conv1/kernel'
+  assert float(s1.sv[name][0]) == 0.0
+  assert float(s2.sv[name][0]) > 0
+  np.testing.assert_array_equal(s3.sv[name], s2.sv[name])
+  # What is tracked is σ of the weights of that moment (after the 2nd update).
+  w = np.asarray(s2.g_params['block0']['conv1']['kernel'])
+  sigma = np.linalg.svd(w.reshape(-1, w.shape[-1]).T, compute_uv=False)
+  np.testing.assert_allclose(s2.sv[name], sigma[:3], rtol=1e-3)
+
+
+def test_accumulate_averages_micro_batch_gradients():
+  loss = lambda w, s, x: (jnp.sum((w * x) ** 2), (s + 1, {'x': x.sum()}))
+  xs = jnp.arange(12.0).reshape(3, 4)
+  grads, s, metrics = train_step._accumulate(loss, jnp.ones(4), 0, (xs,))
+  np.testing.assert_allclose(grads, np.mean(2 * np.asarray(xs) ** 2, 0), rtol=1e-6)
+  assert int(s) == 3 and float(metrics['x']) == pytest.approx(float(xs.sum(1).mean()))
+
+
+def test_ema_decay_zero_before_start():
+  e, p = {'w': jnp.zeros(3)}, {'w': jnp.ones(3)}
+  np.testing.assert_array_equal(ema.update(e, p, 4, 0.9, start=5)['w'], 1.0)
+  np.testing.assert_allclose(ema.update(e, p, 5, 0.9, start=5)['w'], 0.1, rtol=1e-6)
+
+
+def test_standing_stats_average_batch_statistics():
+  config = tiny_config()
+  m = config.model
+  G = models.create_generator(m)
+  v = G.init({'params': jax.random.PRNGKey(0)}, jnp.zeros((2, 16)), jnp.zeros((2,), jnp.int32),
+             train=False)
+  out = ema.standing_stats(G, v, jax.random.PRNGKey(1), num_passes=3, batch_size=4,
+                           dim_z=16, num_classes=5)
+  means, variances = [], []
+  for key in jax.random.split(jax.random.PRNGKey(1), 3):
+    kz, ky = jax.random.split(key)
+    z, y = jax.random.normal(kz, (4, 16)), jax.random.randint(ky, (4,), 0, 5)
+    # BN input of the output layer = G's last block output: read it via momentum 1.
+    _, st = G.clone(bn_momentum=1.0).apply(v, z, y, train=True,
+                                           mutable=['batch_stats', 'spectral'])
+    means.append(st['batch_stats']['output_bn']['stats']['mean'])
+    variances.append(st['batch_stats']['output_bn']['stats']['var'])
+  got = out['batch_stats']['output_bn']['stats']
+  np.testing.assert_allclose(got['mean'], np.mean(means, 0), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got['var'], np.mean(variances, 0), rtol=1e-5)
+  np.testing.assert_array_equal(out['spectral']['linear']['sn']['u'],
+                                v['spectral']['linear']['sn']['u'])
+
+
+@pytest.fixture(scope='module')
+def resumed_runs(tmp_path_factory):
+  base = dict(sample_every=0, checkpoint_every=2, log_every=1)
+  straight = loop.train_and_evaluate(tiny_config(total_steps=4, **base),
+                                      str(tmp_path_factory.mktemp('straight')))
+  workdir = str(tmp_path_factory.mktemp('resumed'))
+  loop.train_and_evaluate(tiny_config(total_steps=2, **base), workdir)
+  resumed = loop.train_and_evaluate(tiny_config(total_steps=4, **base), workdir)
+  return straight, resumed, workdir
+
+
+def test_exact_resume(resumed_runs):
+  """4 steps in one run == 2 steps + restart + 2 steps, bit for bit."""
+  straight, resumed, _ = resumed_runs
+  assert int(resumed.step) == int(straight.step) == 4
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_run_leaves_its_artefacts(resumed_runs):
+  workdir = pathlib.Path(resumed_runs[2])
+  rows = [json.loads(l) for l in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['step'] for r in rows] == [1, 2, 3, 4]
+  assert 'sv0/G/block0/conv1/kernel' in rows[1] and not any(k.startswith('sv') for k in rows[2])
+  for key in ('d_loss_real', 'd_loss_fake', 'g_loss', 'd_real', 'd_fake', 'g_grad_norm',
+              'd_grad_norm', 'lr_g', 'lr_d', 'steps_per_sec', 'images_per_sec'):
+    assert key in rows[-1], key
+  assert 'sv2/D/block1/conv2/kernel' in rows[3]  # tracked after steps 2, 4 (sv_every 2)
+  assert (workdir / 'sigma0.png').stat().st_size > 0
+  assert json.loads((workdir / 'config.json').read_text())['model']['ch'] == 4
+  assert any(p.name.startswith('events.out.tfevents') for p in workdir.iterdir())
+  from biggan_jax.checkpoints import training as checkpoint
+  meta, ema_vars = checkpoint.restore_ema_generator(str(workdir / 'checkpoints'))
+  assert meta['step'] == 4 and meta['model']['resolution'] == 32
+  assert set(ema_vars) == {'params', 'batch_stats', 'spectral'}
+
+
+def test_non_finite_loss_keeps_last_good_checkpoint(resumed_runs):
+  workdir = resumed_runs[2]
+  ckpt = pathlib.Path(workdir) / 'checkpoints'
+  before = {p.name: p.stat().st_mtime for p in ckpt.iterdir()}
+  with pytest.raises(loop.NonFiniteLossError, match='non-finite'):
+    loop.train_and_evaluate(
+        tiny_config(total_steps=6, sample_every=0, checkpoint_every=1, lr_d=float('nan')),
+        workdir)
+  assert {p.name: p.stat().st_mtime for p in ckpt.iterdir()} == before
+
+
+def test_sigterm_saves_and_exits_zero(tmp_path):
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
+       f'--workdir={tmp_path}', '--config.total_steps=100000', '--config.checkpoint_every=100000',
+       '--config.sample_every=0'], env=env, cwd=REPO,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  metrics = tmp_path / 'metrics.jsonl'
+  deadline = time.time() + 300
+  while not (metrics.exists() and metrics.read_text().count('\n') >= 2):
+    assert proc.poll() is None and time.time() < deadline, proc.stdout.read().decode()[-3000:]
+    time.sleep(0.5)
+  proc.send_signal(signal.SIGTERM)
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out.decode()[-3000:]
+  steps = [int(p.name) for p in (tmp_path / 'checkpoints').iterdir() if p.name.isdigit()]
+  assert len(steps) == 1 and 2 <= steps[0] < 100000
