@@ -26,7 +26,7 @@ from biggan_jax import config as config_lib
 from biggan_jax import models, training
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib
 from biggan_jax.checkpoints import training as checkpoint
-from biggan_jax.data import pipeline
+from biggan_jax.data import pipeline, sources
 from biggan_jax.training import ema, metrics_log, periodic_eval, plots, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.training import step as train_step
@@ -109,7 +109,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   or training workdir (fine-tuning, checkpoints/init_from.py).
   """
   workdir = epath.Path(workdir)
-  pipeline.check(config)
+  sources.check(config)
   workdir.mkdir(parents=True, exist_ok=True)
   preemption = _Preemption()
   # ---------------------------------------------------------------- mesh
