@@ -95,8 +95,8 @@ def run(tmp_path_factory, ref_path):
     return done
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(evaluate, 'make_extractor', lambda weights, batch_size: ProjectionExtractor())
-    patch.setattr(evaluate, 'evaluate_sampler', evaluate_with_fids)
+    patch.setattr(protocol, 'make_extractor', lambda weights, batch_size: ProjectionExtractor())
+    patch.setattr(protocol, 'evaluate_sampler', evaluate_with_fids)
     patch.setattr(best_fid.BestFid, 'maybe_save', recording_save)
     loop.train_and_evaluate(config, str(workdir))
   return workdir, saved, real_fids
@@ -185,7 +185,7 @@ def run_cli(capsys, *args):
 def test_cli_writes_metrics_and_protocol(run, ref_path, tmp_path, capsys, monkeypatch):
   weights = tmp_path / 'weights.pth'
   weights.write_bytes(b'not really inception')
-  monkeypatch.setattr(evaluate, 'make_extractor',
+  monkeypatch.setattr(protocol, 'make_extractor',
                       lambda weights, batch_size: ProjectionExtractor(weights, batch_size))
   out = tmp_path / 'metrics.json'
   args = [f'--checkpoint={run[0]}', f'--ref_stats={ref_path}', '--num_samples=20',
