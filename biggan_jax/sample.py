@@ -3,14 +3,23 @@
     python -m biggan_jax.sample --checkpoint=PATH --output=OUT [--labels=1,207,980]
         [--num=N] [--truncation=0.5] [--seed=0] [--z_file=z.npy --labels_file=y.npy]
         [--interpolate=z|class --steps=8]
+    python -m biggan_jax.sample --checkpoint=PATH --seeds=0-35,40 [--labels=goldfish]
+        (--output=OUT | --outdir=DIR)
 
-PATH: a training workdir (its latest EMA generator) or a directory written by
-`python -m biggan_jax.convert`. OUT ending in .png: a sample sheet; .npy:
-float32 NHWC in [-1, 1] (interpolations: (rows, steps, R, R, 3)).
+PATH: a training workdir (its latest EMA generator), a directory written by
+`python -m biggan_jax.convert`, a pretrained model's name (biggan-deep-128,
+-256, -512: downloaded and converted once into $BIGGAN_JAX_CACHE) or
+hf://owner/repo (a pytorch-pretrained-BigGAN folder on the Hugging Face Hub).
+OUT ending in .png: a sample sheet; .npy: float32 NHWC in [-1, 1]
+(interpolations: (rows, steps, R, R, 3)).
 
-- --labels: class ids (or names, when the checkpoint lists them), one sheet row
-  each with --num images per class; without labels, --num (default 8) random
-  classes. z is drawn from --seed in the checkpoint's truncation convention
+- --labels: class ids or names (ImageNet's for ImageNet models: goldfish,
+  golden_retriever, n01443537), one sheet row each with --num images per
+  class; without labels, --num (default 8) random classes.
+- --seeds: one image per seed and label (a row per label, a column per seed;
+  without --labels, a class drawn from each seed), z drawn from that seed
+  alone: the image of seed s is the same with any other seeds. --outdir
+  writes each as DIR/<class>-<name>-seed<s>.png instead of a sheet. z is drawn from --seed in the checkpoint's truncation convention
   at --truncation, exactly as `Sampler.sample` draws it: the paper's trick
   (none by default) for biggan_jax and BigGAN-PyTorch models; τ·truncnorm(-2, 2)
   with the BN statistics of τ (0 < τ <= 1, default 1) for TF-Hub /
@@ -42,6 +51,10 @@ flags.DEFINE_string('checkpoint', None, 'A training workdir or a converted check
                     flag_values=FLAGS)
 flags.DEFINE_string('output', None, 'OUT.png (a sheet) or OUT.npy (float32 NHWC in [-1, 1]).',
                     flag_values=FLAGS)
+flags.DEFINE_string('outdir', None, 'With --seeds: one PNG per image, named by class and seed.',
+                    flag_values=FLAGS)
+flags.DEFINE_string('seeds', None, 'Seeds, one image each: 0-35,40 (ranges inclusive).',
+                    flag_values=FLAGS)
 flags.DEFINE_list('labels', None, 'Class ids or names, comma-separated.', flag_values=FLAGS)
 flags.DEFINE_integer('num', None, 'Images per class of --labels; without --labels, the '
                      'number of random classes (default 8; 4 rows for interpolations).',
@@ -61,14 +74,37 @@ flags.DEFINE_integer('steps', 8, 'Images per interpolation, endpoints included.'
 flags.DEFINE_integer('batch_size', 32, 'Images per jitted generator call.', flag_values=FLAGS)
 flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.', flag_values=FLAGS)
 flags.mark_flag_as_required('checkpoint', flag_values=FLAGS)
-flags.mark_flag_as_required('output', flag_values=FLAGS)
 
 DEFAULT_NUM = 8
 DEFAULT_INTERPOLATIONS = 4
 
 
+def parse_seeds(text: str) -> list[int]:
+  """'0-3,7' -> [0, 1, 2, 3, 7], StyleGAN's generate.py spelling."""
+  seeds = []
+  for part in filter(None, (p.strip() for p in text.split(','))):
+    first, _, last = part.partition('-')
+    if not first.isdigit() or (last and not last.isdigit()) or (last and int(last) < int(first)):
+      raise cli.UsageError(f'--seeds={text}: {part!r} is not a seed or a range a-b '
+                           '(non-negative, a <= b)')
+    seeds += range(int(first), int(last or first) + 1)
+  if not seeds:
+    raise cli.UsageError(f'--seeds={text}: no seeds')
+  return seeds
+
+
 def _parse(argv: list[str]) -> None:
   cli.parse(FLAGS, argv)
+  if (FLAGS.output is None) == (FLAGS.outdir is None):
+    raise cli.UsageError('give --output=OUT.png|.npy, or --outdir=DIR with --seeds')
+  if FLAGS.outdir is not None and FLAGS.seeds is None:
+    raise cli.UsageError('--outdir writes one PNG per seed: give --seeds (e.g. --seeds=0-15)')
+  if FLAGS.seeds is not None:
+    parse_seeds(FLAGS.seeds)
+    for flag in ('num', 'z_file', 'labels_file', 'interpolate'):
+      if FLAGS[flag].present:
+        raise cli.UsageError(f'--{flag} does not go with --seeds: each seed is one image '
+                             'per label')
   if FLAGS.num is not None and FLAGS.num < 1:
     raise cli.UsageError(f'--num={FLAGS.num}: must be >= 1')
   if FLAGS.steps < 2:
@@ -150,6 +186,48 @@ def _samples(sampler):
   return images, rows
 
 
+def _seed_plan(sampler):
+  """(labels, seeds, rows) of --seeds: a row per label, a column per seed."""
+  import numpy as np
+  seeds = parse_seeds(FLAGS.seeds)
+  labels = _given_labels()
+  if labels is None:  # one image per seed, of a class drawn from it.
+    y = np.asarray([np.random.default_rng(s).integers(0, sampler.num_classes) for s in seeds])
+    return y, seeds, _sheet_rows(len(seeds))
+  classes = sampler.class_ids(labels)
+  return np.repeat(classes, len(seeds)), seeds * len(classes), len(classes)
+
+
+def _image_names(sampler, y, seeds) -> list[str]:
+  """<class>-<name>-seed<s>.png: sorted by class, then seed."""
+  import re
+  width = len(str(sampler.num_classes - 1))
+  names = []
+  for c, s in zip(y, seeds):
+    name = sampler.class_names[c] if sampler.class_names else ''
+    slug = re.sub(r'[^0-9a-zA-Z]+', '_', name).strip('_')
+    names.append(f'{int(c):0{width}d}{"-" + slug if slug else ""}-seed{s:04d}.png')
+  return names
+
+
+def _check_outdir(paths) -> None:
+  import os
+  there = [p for p in paths if os.path.exists(p)]
+  if there and not FLAGS.overwrite:
+    raise cli.UsageError(f'--outdir: {there[0]} exists ({len(there)} of the {len(paths)} '
+                         'files); pass --overwrite to replace them')
+
+
+def _write_outdir(images, names) -> None:
+  """One PNG per image, each written atomically."""
+  import os
+  from biggan_jax.utils import images as images_lib
+  paths = [os.path.join(FLAGS.outdir, n) for n in names]
+  _check_outdir(paths)  # still free after sampling?
+  for image, path in zip(images_lib.to_uint8(images), paths):
+    images_lib.save_png(image, path)
+
+
 def _interpolations(sampler):
   """(images (n, steps, R, R, 3), n)."""
   import numpy as np
@@ -208,12 +286,29 @@ def _write(images, rows: int, path: str) -> None:
 
 def run() -> str:
   """Samples as the parsed flags say; returns a one-line summary."""
+  import os
   from biggan_jax import checkpoints  # JAX after the flag checks.
   from biggan_jax.sampling import truncation
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)
+  if FLAGS.outdir is not None and os.path.isfile(FLAGS.outdir):
+    raise cli.UsageError(f'--outdir={FLAGS.outdir} is a file')
   truncation.check_truncation(FLAGS.truncation)
   sampler = checkpoints.load_generator(FLAGS.checkpoint)
-  images, rows = _interpolations(sampler) if FLAGS.interpolate else _samples(sampler)
+  if FLAGS.seeds is not None:
+    y, seeds, rows = _seed_plan(sampler)
+    names = _image_names(sampler, y, seeds)
+    if FLAGS.outdir is not None:
+      _check_outdir([os.path.join(FLAGS.outdir, n) for n in names])
+    images = sampler.sample_seeds(y, seeds, truncation=FLAGS.truncation,
+                                  batch_size=FLAGS.batch_size)
+    if FLAGS.outdir is not None:
+      _write_outdir(images, names)
+      return (f'wrote {len(names)} PNGs of {sampler.resolution}x{sampler.resolution} to '
+              f'{FLAGS.outdir} ({names[0]} ...) from {FLAGS.checkpoint}')
+  elif FLAGS.interpolate:
+    images, rows = _interpolations(sampler)
+  else:
+    images, rows = _samples(sampler)
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)  # still free after sampling?
   _write(images, rows, FLAGS.output)
   layout = ' x '.join(str(d) for d in images.shape[:-3])

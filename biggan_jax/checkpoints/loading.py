@@ -2,11 +2,13 @@
 
 `path` is a training workdir (its latest EMA G, whose BN statistics are
 already standing statistics: training/ema.py), one of its checkpoints, its
-best_fid/ folder, or a converted checkpoint directory (checkpoints/converted.py).
+best_fid/ folder, a converted checkpoint directory (checkpoints/converted.py),
+or a pretrained model's name (checkpoints/pretrained.py).
 The checkpoint's meta says which truncation convention its model expects
 (sampling/truncation.py).
 """
 
+import json
 from typing import Any
 
 import jax
@@ -16,7 +18,7 @@ from etils import epath
 from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.models import architectures
-from biggan_jax.checkpoints import converted, errors, training
+from biggan_jax.checkpoints import converted, errors, pretrained, training
 from biggan_jax.sampling import sampler as sampler_lib
 from biggan_jax.sampling import truncation as truncation_lib
 
@@ -90,20 +92,42 @@ def _restore_training(directory: epath.Path, step: int | None, where):
   return meta, variables
 
 
+def _run_class_names(path: epath.Path) -> dict:
+  """{'class_names': 'imagenet'} for a run on ImageNet (its config.json's dataset), else {}.
+
+  `path` is the workdir, its checkpoints/ or one checkpoint; the class ids of
+  TFDS's imagenet2012 are ImageNet's (sampling/class_names.py).
+  """
+  for folder in (path, path.parent, path.parent.parent):
+    if (folder / 'config.json').is_file() and (folder / 'checkpoints').is_dir():
+      try:
+        dataset = json.loads((folder / 'config.json').read_text()).get('dataset', {})
+      except (OSError, ValueError, AttributeError):
+        return {}
+      name = str(dataset.get('name', '')) if isinstance(dataset, dict) else ''
+      return {'class_names': 'imagenet'} if name.startswith('imagenet2012') else {}
+  return {}
+
+
 def load_generator(path, step: int | None = None) -> sampler_lib.Sampler:
   """A `Sampler` for a training workdir or a converted checkpoint directory.
 
   Args:
     path: a training workdir (or its checkpoints/ folder, or one
-      checkpoints/<step> folder), or a directory written by
-      `python -m biggan_jax.convert`.
+      checkpoints/<step> folder), a directory written by
+      `python -m biggan_jax.convert`, or a pretrained model: a name
+      (biggan-deep-128, -256, -512) or hf://owner/repo, downloaded and
+      converted once into the cache (checkpoints/pretrained.py).
     step: for a training workdir, which checkpoint (default: the latest).
   Raises:
     CheckpointError (a ValueError) with one line saying what is wrong.
   """
+  if pretrained.is_pretrained(path) and not epath.Path(path).exists():
+    path = pretrained.fetch(path)  # downloaded and converted once, then cached.
   path = epath.Path(path)
   if not path.exists():
-    raise CheckpointError(f'{path}: no such checkpoint directory')
+    raise CheckpointError(f'{path}: no such checkpoint directory; or give a pretrained '
+                          f'model: {", ".join(pretrained.RELEASES)}, hf://owner/repo')
   if not path.is_dir():
     raise CheckpointError(f'{path}: a file; give a checkpoint directory')
   if converted.is_converted(path):
@@ -124,6 +148,8 @@ def load_generator(path, step: int | None = None) -> sampler_lib.Sampler:
   else:
     raise _not_a_checkpoint(path)
 
+  if variables is not None and 'class_names' not in meta:
+    meta = {**meta, **_run_class_names(path)}
   convention = meta.get('truncation_convention', 'paper')
   if convention not in truncation_lib.CONVENTIONS:
     raise CheckpointError(f'{path}: unknown truncation_convention {convention!r}')

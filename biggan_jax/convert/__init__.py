@@ -16,6 +16,9 @@ def convert(source: str, input_path: str, output: str, *, overwrite: bool = Fals
   if source == 'tfhub':  # TensorFlow, not torch; the converter imports it.
     from biggan_jax.convert import tfhub
     meta, g_vars, d_vars = tfhub.convert_folder(input_path)
+  elif source == 'huggingface':  # read without torch (huggingface.read_weights).
+    from biggan_jax.convert import huggingface
+    meta, g_vars, d_vars = huggingface.convert_folder(input_path)
   else:
     try:
       import torch  # only to say how to install it where it is missing.
@@ -23,11 +26,7 @@ def convert(source: str, input_path: str, output: str, *, overwrite: bool = Fals
     except ImportError:
       raise ValueError(f'--source={source} reads PyTorch files with torch: '
                        'pip install "biggan_jax[convert]"') from None
-    if source == 'huggingface':
-      from biggan_jax.convert import huggingface
-      meta, g_vars, d_vars = huggingface.convert_folder(input_path)
-    else:
-      from biggan_jax.convert import biggan_pytorch
-      meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
+    from biggan_jax.convert import biggan_pytorch
+    meta, g_vars, d_vars = biggan_pytorch.convert_folder(input_path)
   converted.save(output, meta, g_vars, d_vars, overwrite=overwrite)
   return converted.read_meta(output)

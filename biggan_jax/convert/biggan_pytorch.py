@@ -280,4 +280,6 @@ def convert_folder(folder) -> tuple[dict, dict, dict | None]:
           'truncation_convention': 'paper',
           'source_files': [run['generator_file']] + (['D.pth'] if d_vars is not None else []),
           'source_itr': run['itr']}
+  if str(run['config'].get('dataset', '')).startswith('I') and m.num_classes == 1000:
+    meta['class_names'] = 'imagenet'  # upstream's I32..I256(_hdf5): ImageNet's classes.
   return meta, g_vars, d_vars

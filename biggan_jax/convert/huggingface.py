@@ -210,6 +210,16 @@ def read_config(folder: pathlib.Path) -> dict[str, Any]:
   return cfg
 
 
+def read_weights(path: pathlib.Path) -> dict[str, np.ndarray]:
+  """pytorch_model.bin as float32 arrays, read without torch (checkpoints/torch_pickle.py:
+  no code from the file runs), so that pretrained models convert on an inference install."""
+  from biggan_jax.checkpoints import torch_pickle
+  try:
+    return {k: np.asarray(v, np.float32) for k, v in torch_pickle.read_state_dict(str(path)).items()}
+  except ValueError as e:
+    raise ConversionError(str(e)) from None
+
+
 def convert_folder(folder) -> tuple[dict, dict, None]:
   """A pytorch-pretrained-BigGAN folder -> (meta, G variables incl. the table, None)."""
   folder = pathlib.Path(folder)
@@ -228,11 +238,11 @@ def convert_folder(folder) -> tuple[dict, dict, None]:
                           'pytorch-pretrained-BigGAN ships them')
   cfg = read_config(folder)
   m = model_config(cfg)
-  sd = biggan_pytorch.state_dict_arrays(biggan_pytorch.torch_load(folder / WEIGHTS),
-                                        folder / WEIGHTS)
+  sd = read_weights(folder / WEIGHTS)
   variables, table = to_variables(sd, m, int(cfg['n_stats']))
   check_shapes(variables, m)
   variables[STATS_COLLECTION] = table
   meta = {'source': 'huggingface', 'model': m.to_dict(), 'truncation_convention': 'tfhub',
+          'class_names': 'imagenet',
           'num_bn_stats': int(cfg['n_stats']), 'source_files': [CONFIG, WEIGHTS]}
   return meta, variables, None

@@ -298,5 +298,5 @@ def convert_folder(folder) -> tuple[dict, dict, None]:
     raise ConversionError(f'{folder}: {message}') from None
   variables[huggingface.STATS_COLLECTION] = table
   meta = {'source': 'tfhub', 'model': m.to_dict(), 'truncation_convention': 'tfhub',
-          'num_bn_stats': cfg['n_stats'], 'source_files': [GRAPH, VARIABLES]}
+          'class_names': 'imagenet', 'num_bn_stats': cfg['n_stats'], 'source_files': [GRAPH, VARIABLES]}
   return meta, variables, None

@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from biggan_jax.sampling import class_names as class_names_lib
 from biggan_jax.sampling import truncation as truncation_lib
 from biggan_jax.sampling.truncation import BN_STATS_BY_TRUNCATION, check_truncation
 from biggan_jax.utils import images as images_lib
@@ -46,7 +47,8 @@ class Sampler:
 
   Attributes: `module` (the Flax generator), `variables`, `meta` (the
   checkpoint's), `model_config`, `resolution`, `dim_z`, `num_classes`,
-  `class_names` (None unless the checkpoint carries them),
+  `class_names` (the checkpoint's, ImageNet's for ImageNet models, else None:
+  sampling/class_names.py),
   `truncation_convention`.
   """
 
@@ -58,7 +60,8 @@ class Sampler:
     self.resolution = int(model_config.resolution)
     self.dim_z = int(model_config.dim_z)
     self.num_classes = int(model_config.num_classes)
-    self.class_names = meta.get('class_names')
+    self.class_names = class_names_lib.names_for(meta, self.num_classes)
+    self._class_index = class_names_lib.ClassIndex(self.class_names)
     self.truncation_convention = meta.get('truncation_convention', 'paper')
     self._bn_table = None
     if self.truncation_convention == 'tfhub':
@@ -76,34 +79,30 @@ class Sampler:
 
   # ------------------------------------------------------------- classes
   def class_ids(self, labels) -> np.ndarray:
-    """Class ids (ints, or names when the checkpoint has 'class_names') -> int32 (n,).
+    """Class ids (ints, or names when the model has class names) -> int32 (n,).
 
-    Raises ValueError naming the first unknown class.
+    Raises ValueError naming the first unknown or ambiguous class.
     """
     items = [labels] if isinstance(labels, (str, int, np.integer)) else list(
         np.asarray(labels).reshape(-1) if isinstance(labels, (np.ndarray, jax.Array))
         else labels)
     if not items:
       raise ValueError('no class labels given')
-    names = {name: i for i, name in enumerate(self.class_names or [])}
-    lower = {name.lower(): i for name, i in names.items()}
     ids = []
     for item in items:
       if isinstance(item, (bool, np.bool_)):
         raise ValueError(f'class {item!r}: give class ids as integers')
       if isinstance(item, (int, np.integer)):
         i = int(item)
-      elif isinstance(item, str) and item.strip() in names:
-        i = names[item.strip()]
-      elif isinstance(item, str) and item.strip().lower() in lower:
-        i = lower[item.strip().lower()]
       elif isinstance(item, str) and item.strip().lstrip('-').isdigit():
         i = int(item)
       elif isinstance(item, str):
-        where = ('it is not one of the checkpoint\'s class names' if names else
-                 'this checkpoint has no class names; give class ids '
-                 f'0..{self.num_classes - 1}')
-        raise ValueError(f'unknown class {item!r}: {where}')
+        i = self._class_index.lookup(item)
+        if i is None:
+          where = ('it is not one of the model\'s class names' if self.class_names else
+                   'this checkpoint has no class names; give class ids '
+                   f'0..{self.num_classes - 1}')
+          raise ValueError(f'unknown class {item!r}: {where}')
       else:
         raise ValueError(f'class {item!r}: give class ids (integers) or names')
       if not 0 <= i < self.num_classes:
@@ -198,6 +197,25 @@ class Sampler:
     if len(y) != len(z):
       raise ValueError(f'{len(y)} labels but {len(z)} rows of z')
     return self._run(self._from_labels, z, y, batch_size, truncation)
+
+  def sample_seeds(self, labels, seeds, *, truncation: float | None = None,
+                   batch_size: int = 32) -> np.ndarray:
+    """One image per seed (StyleGAN's generate.py --seeds): (n, R, R, 3) in [-1, 1].
+
+    The z of seed s is `draw_z(1, truncation, s)`, drawn alone, so the image
+    of seed s with label y is the same whichever seeds it is drawn with, and
+    equals `sample([y], truncation=truncation, seed=s)`. `labels`: one per
+    seed, or one for all.
+    """
+    self._check_convention(truncation)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+      raise ValueError('no seeds given')
+    z = np.concatenate([self.draw_z(1, truncation, s) for s in seeds])
+    y = self.class_ids(labels)
+    if len(y) not in (1, len(seeds)):
+      raise ValueError(f'{len(y)} labels for {len(seeds)} seeds: give one or one per seed')
+    return self.sample(y, z=z, truncation=truncation, batch_size=batch_size)
 
   def interpolate_z(self, z0, z1, labels, steps: int, *, truncation: float | None = None,
                     batch_size: int = 32) -> np.ndarray:

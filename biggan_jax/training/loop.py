@@ -86,7 +86,8 @@ def fixed_sample_inputs(config):
 
 
 def truncation_sheet_inputs(config):
-  """The truncation sheet's z and classes: one row per threshold, column j shows class j.
+  """The truncation sheet's z and classes: one block per threshold, image j of a
+  block shows class j (the sheet puts a class per row, a threshold per column).
 
   Every row draws jax.random.truncated_normal from the same key, and the
   truncated normal is sampled by inverting its CDF, so column j holds the
@@ -241,8 +242,8 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
     variables = ema_fn(state, jax.random.fold_in(stats_key, config.total_steps))
     images = jax.jit(lambda v: generator.apply(v, z, y, train=False))(variables)
     if jax.process_index() == 0:
-      images_lib.save_image_grid(images, workdir / 'truncation.png',
-                                 rows=len(config_lib.truncation_thresholds(config)))
+      images_lib.save_truncation_sheet(images, workdir / 'truncation.png',
+                                       config_lib.truncation_thresholds(config))
   mngr.wait_until_finished()
   best.wait_until_finished()
   writer.flush()
