@@ -2,7 +2,7 @@
 
     python -m biggan_jax.evaluate --checkpoint=PATH --ref_stats=FILE [--num_samples=50000]
         [--truncation=T] [--weights=FILE] [--batch_size=100] [--seed=0] [--step=N]
-        [--output=metrics.json] [--overwrite] [--nointra_fid]
+        [--output=metrics.json] [--overwrite] [--nointra_fid] [--resize=pytorch-fid|clean]
 
 PATH: a training workdir (its latest EMA G, or --step), its best_fid/ folder,
 or a directory written by `python -m biggan_jax.convert`. FILE: reference
@@ -11,7 +11,9 @@ writes them (a plain pytorch-fid .npz gives FID only: precision, recall,
 density and coverage need the kept features, intra-FID the per-class stats).
 
 The protocol (evaluation/protocol.py): `num_samples` images, classes uniform,
-z in the checkpoint's truncation convention, pytorch-fid's Inception, IS in 10
+z in the checkpoint's truncation convention, pytorch-fid's Inception (with
+pytorch-fid's resize, or clean-fid's with --resize=clean: the reference must
+have been computed with the same), KID in 100 subsets of up to 1,000, IS in 10
 splits, precision/recall k = 3, density/coverage k = 5.
 
 --output: the metrics as JSON with the protocol beside them (Inception weights
@@ -50,6 +52,9 @@ flags.DEFINE_string('output', None, 'metrics.json to write; unset: print the JSO
 flags.DEFINE_bool('overwrite', False, 'Replace an existing --output.', flag_values=FLAGS)
 flags.DEFINE_bool('intra_fid', True, 'Intra-FID when the reference has per-class stats.',
                   flag_values=FLAGS)
+flags.DEFINE_enum('resize', 'pytorch-fid', ['pytorch-fid', 'clean'],
+                  "pytorch-fid's bilinear resize to 299, or clean-fid's antialiased bicubic.",
+                  flag_values=FLAGS)
 flags.mark_flag_as_required('checkpoint', flag_values=FLAGS)
 flags.mark_flag_as_required('ref_stats', flag_values=FLAGS)
 
@@ -69,7 +74,7 @@ def run() -> str:
   document = protocol.evaluate_checkpoint(
       FLAGS.checkpoint, FLAGS.ref_stats, step=FLAGS.step, num_samples=FLAGS.num_samples,
       truncation=FLAGS.truncation, weights=FLAGS.weights, batch_size=FLAGS.batch_size,
-      seed=FLAGS.seed, intra_fid=FLAGS.intra_fid)
+      seed=FLAGS.seed, intra_fid=FLAGS.intra_fid, resize=FLAGS.resize)
   if FLAGS.output is None:
     return json.dumps(document, indent=2)
   cli.check_output(FLAGS.output, FLAGS.overwrite, ('.json',))  # still free after evaluating?

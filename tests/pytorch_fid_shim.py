@@ -7,6 +7,7 @@ torchvision::nms does not exist"), its package is imported without its
 __init__.
 """
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -37,3 +38,12 @@ def import_pytorch_fid():
   tv.models = torchvision.models
   import pytorch_fid.inception as fid_inception
   return fid_inception
+
+
+def import_reference(module: str):
+  """A reference implementation's module (e.g. 'torch_fidelity.metric_kid',
+  'cleanfid.resize'), or None when it is not installed. clean-fid and
+  torch-fidelity import torchvision at import time: it is loaded as above."""
+  if importlib.util.find_spec(module.split('.')[0]) is None or import_pytorch_fid() is None:
+    return None
+  return importlib.import_module(module)

@@ -8,18 +8,30 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from biggan_jax.evaluation import inception
+from biggan_jax.evaluation import inception, resize as resize_lib
+
+
+@functools.cache
+def _mesh(devices: tuple) -> Mesh:
+  return Mesh(np.asarray(devices), ('data',))
 
 
 @functools.cache
 def _jitted(devices: tuple, precision: Any):
-  """(mesh, resize, network) for these devices: one cache, whatever the extractors."""
-  mesh = Mesh(np.asarray(devices), ('data',))
+  """(mesh, network) for these devices: one cache, whatever the extractors."""
+  mesh = _mesh(devices)
   replicated, batch = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
-  prepare = jax.jit(inception.to_inception_input, in_shardings=batch, out_shardings=batch)
   network = jax.jit(inception.InceptionV3(precision).apply, in_shardings=(replicated, batch),
                     out_shardings=batch)
-  return mesh, prepare, network
+  return mesh, network
+
+
+@functools.cache
+def _jitted_resize(devices: tuple, resize: str):
+  """The resize program of `resize` (evaluation/resize.py) on these devices' mesh."""
+  batch = NamedSharding(_mesh(devices), P('data'))
+  return jax.jit(resize_lib.inception_input_fn(resize), in_shardings=batch,
+                 out_shardings=batch)
 
 
 class FeatureExtractor:
@@ -38,18 +50,21 @@ class FeatureExtractor:
     batch_size: images per network call, all devices together.
     devices: the mesh's devices (default: jax.local_devices()).
     precision: the convs' precision (see inception.InceptionV3).
+    resize: 'pytorch-fid' or clean-fid's 'clean' (evaluation/resize.py).
   """
 
   def __init__(self, weights: str | Mapping | None = None, batch_size: int = 200, *,
-               devices=None, precision: Any = 'highest'):
+               devices=None, precision: Any = 'highest', resize: str = 'pytorch-fid'):
     if batch_size < 1:
       raise ValueError(f'batch_size={batch_size}: must be >= 1')
+    devices = tuple(jax.local_devices() if devices is None else devices)
+    self.resize = resize
+    self._prepare = _jitted_resize(devices, resize)  # before the weights: a bad mode fails fast.
     variables = weights if isinstance(weights, Mapping) else inception.load_weights(weights)
     self.weights = None if isinstance(weights, Mapping) else (
         weights or inception.default_weights_path())
-    devices = tuple(jax.local_devices() if devices is None else devices)
     self.batch_size = -(-batch_size // len(devices)) * len(devices)
-    self.mesh, self._prepare, self._network = _jitted(devices, precision)
+    self.mesh, self._network = _jitted(devices, precision)
     self._batch_sharding = NamedSharding(self.mesh, P('data'))
     self._variables = jax.device_put(variables, NamedSharding(self.mesh, P()))
 

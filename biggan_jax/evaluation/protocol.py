@@ -5,7 +5,8 @@ sample-and-score loop): `num_samples` images (50k in the paper), classes
 uniform (every class num_samples / num_classes times, in a random order from
 the seed), z drawn per batch in the checkpoint's truncation convention exactly
 as `Sampler.sample` draws it; the FID Inception (evaluation/inception.py,
-pytorch-fid's weights) sees the float images; IS in 10 splits,
+pytorch-fid's weights, pytorch-fid's or clean-fid's resize) sees the float
+images; KID in 100 subsets of up to 1,000, IS in 10 splits,
 precision/recall with k = 3, density/coverage with k = 5 on at most 10,000
 kept features per side (evaluation/metrics.py). Images are never held all at
 once: each batch's pool features stream into a FeatureStats and only the 1008
@@ -26,8 +27,8 @@ IS_SPLITS = 10
 PR_K = 3   # Kynkäänniemi et al. 2019.
 DC_K = 5   # Naeem et al. 2020.
 MAX_FEATURES = 10_000
-METRICS = ('fid', 'is_mean', 'is_std', 'precision', 'recall', 'density', 'coverage',
-           'intra_fid')
+METRICS = ('fid', 'kid_mean', 'kid_std', 'is_mean', 'is_std', 'precision', 'recall',
+           'density', 'coverage', 'intra_fid')
 
 
 # ---------------------------------------------------------------------------
@@ -76,9 +77,12 @@ def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
       d x d matrix square root per class: minutes per class at d = 2048).
     max_features: features kept (reservoir) for the k-NN metrics.
   Returns:
-    {'fid', 'is_mean', 'is_std', 'precision', 'recall', 'density',
-    'coverage', 'intra_fid', 'num_samples', 'seconds'}: floats, None where
-    the reference lacks what a metric needs.
+    {'fid', 'kid_mean', 'kid_std', 'is_mean', 'is_std', 'precision',
+    'recall', 'density', 'coverage', 'intra_fid', 'num_samples',
+    'kid_subset_size', 'seconds'}: floats, None where the reference lacks
+    what a metric needs (KID and the k-NN metrics: its kept features). KID
+    takes metrics.KID_SUBSETS subsets of up to KID_SUBSET_SIZE kept features
+    per side (a uniform sample of all of them).
   """
   if isinstance(ref_stats, (str, os.PathLike)):
     ref_stats = stats.load_stats(os.fspath(ref_stats))
@@ -107,6 +111,10 @@ def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
   out = dict.fromkeys(METRICS)
   out['fid'] = metrics.fid(fake, ref_stats)
   out['is_mean'], out['is_std'] = metrics.inception_score(np.concatenate(logits), IS_SPLITS)
+  out['kid_subset_size'] = None
+  if ref_stats.features is not None and len(ref_stats.features) > 1:
+    out['kid_mean'], out['kid_std'], out['kid_subset_size'] = (
+        metrics.kernel_inception_distance(fake, ref_stats))
   if ref_stats.features is not None and len(ref_stats.features) > DC_K:
     out['precision'], out['recall'] = metrics.precision_recall(ref_stats, fake, k=PR_K)
     out['density'], out['coverage'] = metrics.density_coverage(ref_stats, fake, k=DC_K)
@@ -121,10 +129,12 @@ def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
 # The protocol recorded beside the numbers.
 # ---------------------------------------------------------------------------
 
-def make_extractor(weights: str | None = None, batch_size: int = 100):
-  """The FID Inception (pytorch-fid's weights; None: cached or downloaded)."""
+def make_extractor(weights: str | None = None, batch_size: int = 100,
+                   resize: str = 'pytorch-fid'):
+  """The FID Inception (pytorch-fid's weights; None: cached or downloaded), with
+  pytorch-fid's or clean-fid's resize (evaluation/resize.py)."""
   from biggan_jax.evaluation import extractor
-  return extractor.FeatureExtractor(weights, batch_size)
+  return extractor.FeatureExtractor(weights, batch_size, resize=resize)
 
 
 def sha256_prefix(path: str, length: int = 8) -> str | None:
@@ -156,7 +166,11 @@ def protocol(*, extractor, ref_stats, ref_stats_path: str, num_samples: int,
       'ref_num_features': None if ref_stats.features is None else len(ref_stats.features),
       'seed': int(seed),
       'batch_size': int(batch_size),
+      'resize': getattr(extractor, 'resize', 'pytorch-fid'),
       'is_splits': IS_SPLITS,
+      'kid_subsets': metrics.KID_SUBSETS,
+      'kid_subset_size_max': metrics.KID_SUBSET_SIZE,
+      'kid_seed': metrics.KID_SEED,
       'precision_recall_k': PR_K,
       'density_coverage_k': DC_K,
       'max_features': MAX_FEATURES,  # kept per side for the k-NN metrics.
@@ -169,7 +183,8 @@ def protocol(*, extractor, ref_stats, ref_stats_path: str, num_samples: int,
 def summary(result: dict[str, Any]) -> str:
   def fmt(key):
     return 'n/a' if result.get(key) is None else f'{result[key]:.4g}'
-  return (f'FID {fmt("fid")} | IS {fmt("is_mean")} ± {fmt("is_std")} | precision '
+  return (f'FID {fmt("fid")} | KID {fmt("kid_mean")} ± {fmt("kid_std")} | IS '
+          f'{fmt("is_mean")} ± {fmt("is_std")} | precision '
           f'{fmt("precision")} recall {fmt("recall")} | density {fmt("density")} coverage '
           f'{fmt("coverage")} | intra-FID {fmt("intra_fid")}')
 
@@ -177,17 +192,20 @@ def summary(result: dict[str, Any]) -> str:
 def evaluate_checkpoint(checkpoint: str, ref_stats_path: str, *, step: int | None = None,
                         num_samples: int = 50_000, truncation: float | None = None,
                         weights: str | None = None, batch_size: int = 100, seed: int = 0,
-                        intra_fid: bool = True) -> dict[str, Any]:
+                        intra_fid: bool = True, resize: str = 'pytorch-fid'
+                        ) -> dict[str, Any]:
   """`python -m biggan_jax.evaluate`: every metric of a checkpoint, with its protocol.
 
   Reads the reference and the checkpoint before generating anything, so that
   bad input fails fast (one-line ValueErrors).
   """
   from biggan_jax import checkpoints
+  from biggan_jax.evaluation import resize as resize_lib
   ref = stats.load_stats(ref_stats_path)
+  resize_lib.check_same(resize, ref, ref_stats_path)
   sampler = checkpoints.load_generator(checkpoint, step)
   sampler.draw_z(1, truncation)  # the convention's own limits (tfhub: τ <= 1).
-  extractor = make_extractor(weights, batch_size)
+  extractor = make_extractor(weights, batch_size, resize)
   result = evaluate_sampler(sampler, num_samples=num_samples, ref_stats=ref,
                             extractor=extractor, truncation=truncation,
                             batch_size=batch_size, seed=seed, intra_fid=intra_fid)

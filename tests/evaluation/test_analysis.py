@@ -201,11 +201,12 @@ def test_interpolations_cli(checkpoint, sampler, tmp_path, capsys):
   assert code == 0, err
   z_sheet = np.asarray(Image.open(out / 'interpolation_z.png'))
   class_sheet = np.asarray(Image.open(out / 'interpolation_class.png'))
-  assert z_sheet.shape == class_sheet.shape == (3 * R, 5 * R, 3)
+  assert z_sheet.shape == class_sheet.shape == images_lib.image_grid(
+      np.zeros((15, R, R, 3)), 3).shape
   # Both sheets are what the Sampler's interpolations give.
   sheets = analysis_lib.interpolations(sampler, [0, 3, 4], steps=5, truncation=1.0, seed=0)
   for sheet, images in ((z_sheet, sheets['z']), (class_sheet, sheets['class'])):
-    tiles = sheet.reshape(3, R, 5, R, 3).transpose(0, 2, 1, 3, 4)
+    tiles = images_lib.grid_tiles(sheet, 3, 5, R)
     np.testing.assert_array_equal(tiles, images_lib.to_uint8(images))
   # Row 2 of the class sheet goes from class 4 back to class 0, at one z.
   ends = sampler.sample([4, 0], z=np.repeat(sampler.draw_z(9, 1.0, 0)[8:], 2, 0))

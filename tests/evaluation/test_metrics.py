@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from biggan_jax.evaluation import image_folder, metrics, stats as stats_lib
+from pytorch_fid_shim import import_reference
 
 
 def _spd(rng, d, scale=1.0):
@@ -337,3 +338,48 @@ def test_compute_stats_layouts_and_errors(tmp_path):
     with pytest.raises(ValueError, match=why):
       image_folder.compute_stats(str(source), _fake_extractor([]))
   assert json.loads(json.dumps(stats.meta))['source'] == str(flat)
+
+
+# ---------------------------------------------------------------------------
+# KID against torch-fidelity and clean-fid, on the same features.
+# ---------------------------------------------------------------------------
+
+def kid_features(n: int, seed: int, shift: float = 0.0) -> np.ndarray:
+  """Pool-feature-like rows: non-negative, 2048-d, mean ~0.4."""
+  rng = np.random.default_rng(seed)
+  return np.maximum(rng.normal(0.2 + shift, 0.5, (n, 2048)), 0).astype(np.float32)
+
+
+def test_kid_is_torch_fidelitys_on_the_same_features_and_seed():
+  kid = import_reference('torch_fidelity.metric_kid')
+  if kid is None:
+    pytest.skip('torch-fidelity is not installed')
+  import torch
+  f1, f2 = kid_features(300, 0, shift=0.05), kid_features(250, 1)
+  want = kid.kid_features_to_metric(torch.from_numpy(f1), torch.from_numpy(f2),
+                                    kid_subsets=20, kid_subset_size=100, rng_seed=7,
+                                    verbose=False)
+  mean, std, m = metrics.kernel_inception_distance(f1, f2, num_subsets=20, subset_size=100,
+                                                   seed=7)
+  assert m == 100 and mean > 1e-3
+  np.testing.assert_allclose(mean, want['kernel_inception_distance_mean'], rtol=1e-4)
+  np.testing.assert_allclose(std, want['kernel_inception_distance_std'], rtol=1e-3)
+
+
+def test_kid_is_clean_fids_kernel_distance():
+  """With subsets of every row, any draw is a permutation: the estimate is exact."""
+  cleanfid = import_reference('cleanfid.fid')
+  if cleanfid is None:
+    pytest.skip('clean-fid is not installed')
+  f1, f2 = kid_features(200, 2, shift=0.05), kid_features(200, 3)
+  want = cleanfid.kernel_distance(f1.astype(np.float64), f2.astype(np.float64), num_subsets=3)
+  mean, std, m = metrics.kernel_inception_distance(f1, f2, num_subsets=3, subset_size=1000)
+  assert m == 200 and std < 1e-9 * mean  # clean-fid's min(n, 1000) rule
+  np.testing.assert_allclose(mean, want, rtol=1e-5)
+  # Same distribution: about 0, and symmetric in its arguments.
+  same, _, _ = metrics.kernel_inception_distance(kid_features(200, 4), f2, num_subsets=3)
+  assert abs(same) < 0.05 * mean
+  swapped, _, _ = metrics.kernel_inception_distance(f2, f1, num_subsets=3, subset_size=200)
+  np.testing.assert_allclose(swapped, mean, rtol=1e-6)
+  with pytest.raises(ValueError, match='at least 2'):
+    metrics.kernel_inception_distance(f1[:1], f2)

@@ -22,6 +22,12 @@ from cli_checks import one_error_line
 from paths import REPO
 
 R = 16  # the workdir's resolution
+T = R * images_lib.upscale_factor(R) + images_lib.PADDING  # a sheet's tile pitch
+
+
+def sheet_size(rows: int, cols: int) -> tuple[int, int]:
+  """PIL's (width, height) of a sheet of rows x cols tiles."""
+  return cols * T + images_lib.PADDING, rows * T + images_lib.PADDING
 
 
 def tiny_config(**overrides):
@@ -158,7 +164,7 @@ def test_cli_sheet_one_class_per_row(workdir, tmp_path):
   out = tmp_path / 'sheet.png'
   assert run_cli(f'--checkpoint={workdir}', f'--output={out}', '--labels=0,3,4',
                  '--num=2', '--truncation=0.5') == 0
-  assert Image.open(out).size == (2 * R, 3 * R)
+  assert Image.open(out).size == sheet_size(3, 2)
 
 
 def test_cli_arrays_keep_the_order_of_z_and_labels(workdir, sampler, tmp_path):
@@ -185,7 +191,7 @@ def test_cli_interpolations(workdir, sampler, tmp_path):
   sheet = tmp_path / 'z.png'
   assert run_cli(f'--checkpoint={workdir}', f'--output={sheet}', '--interpolate=z',
                  '--labels=3', '--num=2', '--steps=2') == 0
-  assert Image.open(sheet).size == (2 * R, 2 * R)  # a row per interpolation
+  assert Image.open(sheet).size == sheet_size(2, 2)  # a row per interpolation
 
 
 def test_cli_never_overwrites_without_the_flag(workdir, tmp_path, capsys):
@@ -255,3 +261,51 @@ def test_cli_runs_without_tensorflow(workdir, tmp_path):
                         timeout=180, env=env, cwd=REPO, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert np.load(out).shape == (2, R, R, 3)
+
+
+# --------------------------------------------------------------- --seeds
+
+def test_cli_seeds_one_image_per_seed_whatever_the_others(workdir, sampler, tmp_path):
+  many, alone = tmp_path / 'many.npy', tmp_path / 'alone.npy'
+  assert run_cli(f'--checkpoint={workdir}', f'--output={many}', '--seeds=0-2,5',
+                 '--labels=0,3', '--truncation=0.7') == 0
+  assert run_cli(f'--checkpoint={workdir}', f'--output={alone}', '--seeds=5', '--labels=3',
+                 '--truncation=0.7') == 0
+  images = np.load(many)
+  assert images.shape == (8, R, R, 3)  # a row per label, a column per seed
+  np.testing.assert_array_equal(images[7], np.load(alone)[0])
+  np.testing.assert_array_equal(images[7], sampler.sample([3], seed=5, truncation=0.7)[0])
+  np.testing.assert_array_equal(images[1], sampler.sample([0], seed=1, truncation=0.7)[0])
+  assert sample.parse_seeds('0-3,7, 9') == [0, 1, 2, 3, 7, 9]
+
+
+def test_cli_outdir_one_png_per_image_named_by_class_and_seed(workdir, sampler, tmp_path,
+                                                               capsys):
+  out = tmp_path / 'pngs'
+  assert run_cli(f'--checkpoint={workdir}', f'--outdir={out}', '--seeds=1-2',
+                 '--labels=4,0') == 0
+  names = sorted(p.name for p in out.iterdir())
+  assert names == ['0-seed0001.png', '0-seed0002.png', '4-seed0001.png', '4-seed0002.png']
+  np.testing.assert_array_equal(np.asarray(Image.open(out / '4-seed0002.png')),
+                                images_lib.to_uint8(sampler.sample([4], seed=2))[0])
+  before = (out / '0-seed0001.png').read_bytes()
+  assert run_cli(f'--checkpoint={workdir}', f'--outdir={out}', '--seeds=0-1',
+                 '--labels=0') == 2
+  one_error_line(capsys, '0-seed0001.png exists', '--overwrite')
+  assert not (out / '0-seed0000.png').exists()  # checked before anything is written
+  assert (out / '0-seed0001.png').read_bytes() == before
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--seeds=3-1', '--output=x.npy'], "'3-1' is not a seed or a range"),
+    (['--seeds=a', '--output=x.npy'], "'a' is not a seed"),
+    (['--outdir=d', '--labels=1'], '--outdir writes one PNG per seed'),
+    (['--seeds=1', '--num=2', '--output=x.png'], '--num does not go with --seeds'),
+    (['--seeds=1'], 'give --output'),
+    (['--seeds=1', '--output=x.png', '--outdir=d'], 'give --output'),
+])
+def test_cli_seed_errors(workdir, tmp_path, capsys, monkeypatch, args, message):
+  monkeypatch.chdir(tmp_path)
+  assert run_cli(f'--checkpoint={workdir}', *args) == 2
+  one_error_line(capsys, message)
+  assert list(tmp_path.iterdir()) == []
