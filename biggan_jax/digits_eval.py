@@ -25,7 +25,9 @@ flags.mark_flag_as_required('workdir', flag_values=FLAGS)
 
 def run() -> str:
   from biggan_jax.evaluation import digits
-  from biggan_jax.utils import files
+  from biggan_jax.utils import extras, files
+  extras.require('digits', 'digits_eval')
+  digits.check_run(FLAGS.workdir)  # before JAX restores anything.
   result = digits.evaluate(FLAGS.workdir, FLAGS.num_per_class, FLAGS.seed)
   files.write_text(os.path.join(FLAGS.workdir, 'digits_eval.json'), json.dumps(result, indent=2))
   return digits.summary(result)

@@ -105,6 +105,8 @@ def run() -> str:
     from biggan_jax.models import summary  # JAX only for good configs.
     summary.summarize(config, FLAGS.workdir)
     return ''
+  from biggan_jax.utils import extras
+  extras.require_for_training(config)  # the [train] extra: one line if it is missing.
   from biggan_jax.checkpoints import init_from
   from biggan_jax.training import loop
   if FLAGS.init_from:  # before anything is built; None when the workdir resumes.

@@ -16,6 +16,7 @@ Reported, per class and overall:
   test). 1.0 means as varied as the data; a G that ignores z scores ~0.
 """
 
+import json
 import os
 
 import jax
@@ -64,8 +65,29 @@ def generate(workdir, num_per_class: int, seed: int):
   return to_8x8(images), labels, m.resolution, int(meta['step'])
 
 
+def check_run(workdir) -> None:
+  """Raises ValueError (one line) unless `workdir` holds a saved run of the digits demo."""
+  if not os.path.isdir(workdir):
+    raise ValueError(f'--workdir={workdir}: no such directory')
+  config = os.path.join(workdir, 'config.json')
+  if os.path.isfile(config):
+    try:
+      dataset = json.load(open(config)).get('dataset') or {}
+    except (OSError, ValueError, AttributeError):
+      dataset = {}
+    name = dataset.get('name') if isinstance(dataset, dict) else None
+    if name != 'digits':
+      raise ValueError(f'--workdir={workdir} is a run on {name!r} data; digits_eval judges '
+                       'runs of configs/digits.py (dataset.name digits)')
+  if not os.path.isdir(os.path.join(workdir, 'checkpoints')):
+    raise ValueError(f'--workdir={workdir}: no checkpoints/ (not a training workdir, or the '
+                     'run has not saved a checkpoint yet)')
+
+
 def evaluate(workdir, num_per_class: int = 100, seed: int = 0) -> dict:
+  """The figures above for the run in `workdir`; ValueError for a run they do not fit."""
   from sklearn import svm
+  check_run(workdir)
   fake, fake_y, resolution, step = generate(workdir, num_per_class, seed)
   real, real_y, is_test = real_digits(resolution)
   classifier = svm.SVC(gamma='scale').fit(real[~is_test], real_y[~is_test])
@@ -81,6 +103,9 @@ def evaluate(workdir, num_per_class: int = 100, seed: int = 0) -> dict:
         'real_accuracy': float((real_pred[test_c] == c).mean()),
         'generated_accuracy': float((fake_pred[fake_y == c] == c).mean()),
         'diversity': diversity}
+  if sorted(set(fake_y.tolist())) != classes:  # a model of another class count
+    raise ValueError(f'--workdir={workdir}: its model has {len(set(fake_y.tolist()))} classes, '
+                     f'the digits {len(classes)}; digits_eval judges runs of configs/digits.py')
   return {
       'workdir': str(workdir), 'step': step, 'num_per_class': num_per_class,
       'real_test_accuracy': float((real_pred == real_y[is_test]).mean()),

@@ -29,10 +29,11 @@ def cache_dir() -> str:
 
 
 def _progress(total: int | None, label: str):
-  """tqdm on stderr; silent when stderr is not a terminal (logs, CI, notebooks' pipes)."""
+  """tqdm on stderr: on a terminal or in a Jupyter kernel (Colab), silent in logs and CI."""
   from tqdm import tqdm
+  shown = sys.stderr.isatty() or 'ipykernel' in sys.modules
   return tqdm(total=total, desc=label, unit='B', unit_scale=True, unit_divisor=1024,
-              file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+              file=sys.stderr, disable=not shown, leave=False)
 
 
 def _md5_etag(etag: str | None) -> str | None:

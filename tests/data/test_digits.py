@@ -9,6 +9,7 @@ from biggan_jax import config as config_lib
 from biggan_jax.data import digits
 from biggan_jax.evaluation import digits as digits_eval
 from biggan_jax.training import loop
+from biggan_jax.utils import images
 from paths import REPO
 
 
@@ -49,8 +50,12 @@ def test_digits_config_trains_and_evaluates(tmp_path):
   assert int(state.step) == 3
   assert (workdir / 'truncation.png').exists()
   sheet = np.asarray(Image.open(workdir / 'truncation.png'))
-  assert sheet.shape == (4 * 16, 10 * 16, 3)  # 4 thresholds x 10 classes
-  assert np.asarray(Image.open(workdir / 'samples' / 'step_0000003.png')).shape == (160, 160, 3)
+  tile = 16 * images.upscale_factor(16) + images.PADDING
+  # A row per class, a column per threshold (4), labelled above: as the sample sheets.
+  assert sheet.shape == (images.LABEL_HEIGHT + 10 * tile + images.PADDING,
+                         4 * tile + images.PADDING, 3)
+  samples = np.asarray(Image.open(workdir / 'samples' / 'step_0000003.png'))
+  assert samples.shape == (10 * tile + images.PADDING, 10 * tile + images.PADDING, 3)
 
   result = digits_eval.evaluate(str(workdir), num_per_class=8)
   assert result['step'] == 3
