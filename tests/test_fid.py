@@ -151,3 +151,27 @@ def test_module_entry_point(tmp_path):
   result = subprocess.run([sys.executable, '-m', 'biggan_jax.fid', '--help'],
                           capture_output=True, text=True, check=False, cwd=REPO)
   assert result.returncode == 0 and 'FID: <value>' in result.stdout
+
+
+def test_kid_and_the_resize_a_statistics_file_records(tmp_path, capsys):
+  from biggan_jax.evaluation import metrics
+  rng = np.random.default_rng(1)
+  paths = []
+  for i, shift in enumerate((0.0, 0.3)):
+    stats = stats_lib.FeatureStats(max_features=100)
+    stats.update(np.maximum(rng.normal(shift, 1, (60, 8)), 0))
+    paths.append(str(tmp_path / f's{i}.npz'))
+    stats_lib.save_stats(paths[-1], stats, {'resize': 'clean'})
+  rc, out, err = run([*paths, '--kid', '--resize=clean'], capsys)
+  assert (rc, err) == (0, [])
+  mean, std, m = metrics.kernel_inception_distance(stats_lib.load_stats(paths[0]),
+                                                   stats_lib.load_stats(paths[1]))
+  assert m == 60 and out[-2] == f'KID: {mean} ± {std} (100 subsets of 60)'
+  assert out[-1].startswith('FID: ')
+  np.savez(tmp_path / 'theirs.npz', mu=np.zeros(8), sigma=np.eye(8))
+  for argv, why in (([*paths], "s0.npz holds statistics of 'clean'-resized images but these "
+                                "use 'pytorch-fid'"),
+                    ([str(tmp_path / 'theirs.npz'), paths[1], '--kid'],
+                     'theirs.npz keeps no features')):
+    rc, out, err = run(argv, capsys)
+    assert rc == 2 and out == [] and len(err) == 1 and why in err[0], err

@@ -95,7 +95,7 @@ def run(tmp_path_factory, ref_path):
     return done
 
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(protocol, 'make_extractor', lambda weights, batch_size: ProjectionExtractor())
+    patch.setattr(protocol, 'make_extractor', lambda *args: ProjectionExtractor())
     patch.setattr(protocol, 'evaluate_sampler', evaluate_with_fids)
     patch.setattr(best_fid.BestFid, 'maybe_save', recording_save)
     loop.train_and_evaluate(config, str(workdir))
@@ -186,17 +186,19 @@ def test_cli_writes_metrics_and_protocol(run, ref_path, tmp_path, capsys, monkey
   weights = tmp_path / 'weights.pth'
   weights.write_bytes(b'not really inception')
   monkeypatch.setattr(protocol, 'make_extractor',
-                      lambda weights, batch_size: ProjectionExtractor(weights, batch_size))
+                      lambda weights, batch_size, resize: ProjectionExtractor(weights, batch_size))
   out = tmp_path / 'metrics.json'
   args = [f'--checkpoint={run[0]}', f'--ref_stats={ref_path}', '--num_samples=20',
           '--truncation=0.5', f'--weights={weights}', '--batch_size=10', f'--output={out}']
   code, stdout, err = run_cli(capsys, *args)
   assert code == 0, err
   doc = json.loads(out.read_text())
-  for key in ('fid', 'is_mean', 'is_std', 'precision', 'recall', 'density', 'coverage',
-              'intra_fid'):
+  for key in ('fid', 'kid_mean', 'kid_std', 'is_mean', 'is_std', 'precision', 'recall',
+              'density', 'coverage', 'intra_fid'):
     assert np.isfinite(doc[key]), key
+  assert doc['kid_subset_size'] == 20  # min(1000, the 20 samples, the 40 reference rows)
   p = doc['protocol']
+  assert (p['resize'], p['kid_subsets'], p['kid_seed']) == ('pytorch-fid', 100, 2020)
   assert p['inception_weights'] == str(weights)
   assert p['inception_weights_sha256'] == hashlib.sha256(weights.read_bytes()).hexdigest()[:8]
   assert (p['num_samples'], p['truncation'], p['truncation_convention']) == (20, 0.5, 'paper')
@@ -217,6 +219,7 @@ def test_cli_writes_metrics_and_protocol(run, ref_path, tmp_path, capsys, monkey
     ({'truncation': '0'}, 'truncation=0'),
     ({'truncation': '-1'}, 'truncation=-1'),
     ({'num_samples': '5'}, 'at least 10'),
+    ({'resize': 'clean'}, "statistics of 'pytorch-fid'-resized images"),
 ])
 def test_cli_errors_are_one_line(run, ref_path, tmp_path, capsys, change, message):
   flags = {'checkpoint': str(run[0]), 'ref_stats': str(ref_path), 'num_samples': '20',
