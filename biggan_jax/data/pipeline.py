@@ -131,12 +131,6 @@ def _fill_skipped(image, label, valid, last_good):
     image[:], label[:] = last_good
 
 
-def check(config) -> None:
-  """Fails fast (data.DatasetError) on a dataset the stream could not read: before
-  the loop builds anything (sources.check)."""
-  sources.check(config)
-
-
 def create(config, start_step: int, *, process_index: int | None = None,
            process_count: int | None = None):
   """Iterator of host-local batches, the first one that of iteration `start_step`.
