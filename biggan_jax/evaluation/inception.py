@@ -297,9 +297,10 @@ def load_weights(path: str | None = None) -> dict:
       try:
         download.download(FID_WEIGHTS_URL, path, WEIGHTS_SHA256_PREFIX)
       except Exception as e:  # network, disk, checksum.
+        reason = ' '.join(str(e).split()).removeprefix(f'{FID_WEIGHTS_URL}: ')[:300]
         raise ValueError(
             f'cannot download the FID Inception weights from {FID_WEIGHTS_URL} '
-            f'({type(e).__name__}: {" ".join(str(e).split())[:150]}); fetch that file '
+            f'({type(e).__name__}: {reason}); fetch that file '
             '(e.g. on a machine with internet access) and pass --weights=FILE') from None
   if not os.path.isfile(path):
     raise ValueError(f'--weights={path}: no such file')

@@ -116,7 +116,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   # ---------------------------------------------------------------- mesh
   mesh = sharding.make_mesh()
   repl = sharding.replicated(mesh)
-  logging.info('mesh: %d devices over %d processes', jax.device_count(), jax.process_count())
+  print(f'mesh: {jax.device_count()} devices over {jax.process_count()} processes', flush=True)
 
   # ------------------------------------------- evaluation inputs (fail fast)
   eval_ref = extractor = overfit_batches = None

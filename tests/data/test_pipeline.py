@@ -6,6 +6,7 @@ import io
 import itertools
 import os
 
+from etils import epath
 import numpy as np
 from PIL import Image
 import pytest
@@ -208,6 +209,9 @@ class BigganJaxTestImages(tfds.core.GeneratorBasedBuilder):
   """A TFDS dataset built locally: image i is solid grey 10 * i, label i % 3."""
 
   VERSION = tfds.core.Version('1.0.0')
+  # pytest's importlib mode leaves this module outside any package, where TFDS's own lookup of the
+  # builder's source folder reaches for the optional importlib_resources; say where it is instead.
+  code_path = epath.Path(__file__)
 
   def _info(self):
     return tfds.core.DatasetInfo(

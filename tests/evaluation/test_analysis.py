@@ -160,10 +160,10 @@ def test_nearest_neighbours_cli(sampler, checkpoint, tmp_path, inception_extract
       distances = [n['distance'] for n in row[space]]
       assert distances == sorted(distances)
   for name in ('nearest_pixel.png', 'nearest_inception.png'):
-    sheet = np.asarray(Image.open(out / name))
-    assert sheet.shape == (2 * R, 4 * R, 3)
-    np.testing.assert_array_equal(sheet[:R, :R], samples[0])  # column 0: the sample
-    np.testing.assert_array_equal(sheet[:R, R:2 * R], samples[0])  # then its copy
+    tiles = images_lib.grid_tiles(np.asarray(Image.open(out / name)), 2, 4, R)
+    np.testing.assert_array_equal(tiles[0, 0], samples[0])  # column 0: the sample
+    np.testing.assert_array_equal(tiles[0, 1], samples[0])  # then its copy
+    np.testing.assert_array_equal(tiles[1, 1], samples[1])
 
 
 # ------------------------------------------------- truncation sweep, sheets

@@ -171,6 +171,7 @@ def test_load_weights_cache_and_download(weights_file, tmp_path, monkeypatch):
 
     def __init__(self, data):
       self.data = data
+      self.headers = {'Content-Length': str(len(data))}
 
     def __enter__(self):
       return self
@@ -184,7 +185,7 @@ def test_load_weights_cache_and_download(weights_file, tmp_path, monkeypatch):
 
   data = open(weights_file, 'rb').read()
   monkeypatch.setattr(download.urllib.request, 'urlopen', lambda url, timeout: Response(data))
-  with pytest.raises(ValueError, match=r'sha256 \w+\.\.\. is not the expected 6726825d'):
+  with pytest.raises(ValueError, match=r'sha256 prefix \w+\.\.\. is not the expected 6726825d'):
     inception.load_weights()  # random weights do not have the release's hash.
   assert os.listdir(tmp_path) == []
   os.symlink(weights_file, tmp_path / inception.WEIGHTS_FILE)  # a cached copy is used as is.

@@ -1,8 +1,7 @@
 """ImageNet's class names, shipped in the package, and name lookup."""
 
 import ast
-import importlib.util
-import pathlib
+import importlib.metadata
 import re
 
 import numpy as np
@@ -46,15 +45,13 @@ def test_the_data_file_matches_its_sources():
   """Names are torchvision's _IMAGENET_CATEGORIES, wnids pytorch-pretrained-BigGAN's offsets."""
   classes = class_names.imagenet_classes()
   assert len(classes) == 1000 and len({c['name'] for c in classes}) == 1000
-  spec = importlib.util.find_spec('torchvision')
-  if spec is not None:  # read as text: torchvision's ops need not load.
-    meta = pathlib.Path(spec.origin).parent / 'models' / '_meta.py'
-    listed = ast.literal_eval(re.search(r'_IMAGENET_CATEGORIES = (\[.*?\])', meta.read_text(),
-                                        re.S).group(1))
-    assert [c['name'] for c in classes] == listed
-  spec = importlib.util.find_spec('pytorch_pretrained_biggan')
-  if spec is not None:
-    utils = pathlib.Path(spec.origin).parent / 'utils.py'
-    offsets = ast.literal_eval(re.search(r'^IMAGENET = (\{.*\})', utils.read_text(),
-                                         re.M).group(1))
-    assert {int(c['wnid'][1:]): i for i, c in enumerate(classes)} == offsets
+  # Both are [test] requirements; read as text through their installed files (torchvision's ops
+  # need not load, and another test may have put a stand-in torchvision in sys.modules).
+  meta = importlib.metadata.distribution('torchvision').locate_file('torchvision/models/_meta.py')
+  listed = ast.literal_eval(re.search(r'_IMAGENET_CATEGORIES = (\[.*?\])', meta.read_text(),
+                                      re.S).group(1))
+  assert [c['name'] for c in classes] == listed
+  utils = importlib.metadata.distribution('pytorch-pretrained-biggan').locate_file(
+      'pytorch_pretrained_biggan/utils.py')
+  offsets = ast.literal_eval(re.search(r'^IMAGENET = (\{.*\})', utils.read_text(), re.M).group(1))
+  assert {int(c['wnid'][1:]): i for i, c in enumerate(classes)} == offsets
