@@ -48,7 +48,7 @@ from biggan_jax import cli
 # The CLI.
 # ---------------------------------------------------------------------------
 
-FLAGS = flags.FlagValues()
+FLAGS = cli.flag_values()
 flags.DEFINE_string('checkpoint', None, 'A training workdir (or its best_fid/) or a converted '
                     'checkpoint directory.', flag_values=FLAGS)
 flags.DEFINE_string('output', None, 'Directory for the outputs.', flag_values=FLAGS)
@@ -78,7 +78,7 @@ flags.DEFINE_string('data', None, 'nearest_neighbours: the training image folder
                     flag_values=FLAGS)
 flags.DEFINE_integer('k', 5, 'nearest_neighbours: neighbours per sample.', flag_values=FLAGS)
 
-COMMON = ('checkpoint', 'output', 'overwrite', 'seed', 'batch_size', 'step')
+COMMON = ('checkpoint', 'output', 'overwrite', 'seed', 'batch_size', 'step') + cli.COMMON_FLAGS
 COMMANDS = {
     'truncation_sweep': (COMMON + ('ref_stats', 'truncations', 'num_samples', 'weights'),
                          ('ref_stats', 'truncations'),

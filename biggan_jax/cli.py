@@ -1,7 +1,10 @@
-"""What the command-line tools share: one-line errors and strict flag parsing.
+"""What the command-line tools share: one-line errors, strict flag parsing, --verbosity.
 
 Every biggan_jax CLI reports bad input as one line `error: ...` on stderr and
-exit code 2 (USAGE_ERROR), never a traceback.
+exit code 2 (USAGE_ERROR), never a traceback. Every CLI takes --verbosity:
+stderr shows warnings and errors only by default (absl, Orbax and JAX log their
+INFO notes through absl; TensorFlow's C++ through TF_CPP_MIN_LOG_LEVEL), and
+--verbosity=info or debug brings those notes back.
 """
 
 import os
@@ -11,10 +14,37 @@ from absl import flags
 from absl import logging
 
 USAGE_ERROR = 2
+VERBOSITY = ('error', 'warning', 'info', 'debug')  # absl's level names.
+DEFAULT_VERBOSITY = 'warning'
+COMMON_FLAGS = ('verbosity',)  # defined by flag_values() for every CLI.
+# TensorFlow's C++ log level (0 all, 1 no INFO, 2 no WARNING) for each verbosity.
+_TF_CPP_LEVEL = {'error': '2', 'warning': '1', 'info': '0', 'debug': '0'}
 
 
 class UsageError(ValueError):
   """Bad flags or input files; the message is the one line the user sees."""
+
+
+def flag_values() -> flags.FlagValues:
+  """A CLI's own FlagValues (other CLIs' flags never collide), holding the flags
+  every CLI takes: --verbosity."""
+  flag_values = flags.FlagValues()
+  flags.DEFINE_enum('verbosity', DEFAULT_VERBOSITY, VERBOSITY,
+                    'Log messages on stderr: warning shows warnings and errors only; info or '
+                    "debug adds absl's, Orbax's, JAX's and TensorFlow's notes.",
+                    flag_values=flag_values)
+  return flag_values
+
+
+def set_verbosity(name: str) -> None:
+  """absl's level, and TensorFlow's C++ one unless TF_CPP_MIN_LOG_LEVEL is set."""
+  logging.set_verbosity(name)
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', _TF_CPP_LEVEL[name])
+
+
+def verbose(flag_values: flags.FlagValues) -> bool:
+  """--verbosity asks for INFO notes (then nothing is kept off stderr)."""
+  return VERBOSITY.index(flag_values.verbosity) >= VERBOSITY.index('info')
 
 
 def one_line(error: BaseException) -> str:
@@ -22,7 +52,7 @@ def one_line(error: BaseException) -> str:
 
 
 def parse(flag_values: flags.FlagValues, argv: list[str]) -> None:
-  """Parses argv into `flag_values`; any problem is a UsageError."""
+  """Parses argv into `flag_values` and applies --verbosity; any problem is a UsageError."""
   flag_values.unparse_flags()
   try:
     rest = flag_values(argv)
@@ -30,6 +60,7 @@ def parse(flag_values: flags.FlagValues, argv: list[str]) -> None:
     raise UsageError(e) from None
   if len(rest) > 1:
     raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+  set_verbosity(flag_values.verbosity)
 
 
 def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...]) -> None:
@@ -46,26 +77,28 @@ def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...]) -
 
 
 def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
-        errors=(ValueError,), quiet: bool = True) -> int:
-  """A CLI's main: --help prints `doc`; `body()` runs after parsing and
+        errors=(ValueError,)) -> int:
+  """A CLI's main: --help prints `doc`; `body()` parses (`parse`), runs and
   returns the line to print; any of `errors` becomes `error: <one line>`, exit 2.
 
-  `quiet`: absl logging at ERROR only while `body` runs (Orbax's notes on
-  read-only managers etc. are noise for a one-shot tool).
+  Logging is at the default verbosity until `parse` applies --verbosity, and
+  back at the caller's afterwards (tests and notebooks keep theirs).
   """
   if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
     print(doc + '\n' + flag_values.get_help())
     return 0
   verbosity = logging.get_verbosity()
-  if quiet:
-    logging.set_verbosity(logging.ERROR)
+  tf_level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
+  logging.set_verbosity(DEFAULT_VERBOSITY)
   try:
     message = body()
   except errors as e:
     print(f'error: {one_line(e)}', file=sys.stderr)
     return USAGE_ERROR
-  finally:  # in-process callers (tests, notebooks) keep their own verbosity.
+  finally:
     logging.set_verbosity(verbosity)
+    if tf_level is None:  # what set_verbosity set; the caller's own value stays.
+      os.environ.pop('TF_CPP_MIN_LOG_LEVEL', None)
   if message:
     print(message)
   return 0

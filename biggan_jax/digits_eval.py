@@ -15,7 +15,7 @@ from absl import flags
 
 from biggan_jax import cli
 
-FLAGS = flags.FlagValues()
+FLAGS = cli.flag_values()
 flags.DEFINE_string('workdir', None, 'Workdir of a digits run (holds checkpoints/).',
                     flag_values=FLAGS)
 flags.DEFINE_integer('num_per_class', 100, 'Generated samples per class.', flag_values=FLAGS)

@@ -31,7 +31,7 @@ from absl import flags
 
 from biggan_jax import cli
 
-FLAGS = flags.FlagValues()
+FLAGS = cli.flag_values()
 flags.DEFINE_string('checkpoint', None, 'A training workdir (or its best_fid/) or a converted '
                     'checkpoint directory.', flag_values=FLAGS)
 flags.DEFINE_string('ref_stats', None, 'Reference statistics .npz of the real data.',

@@ -37,7 +37,7 @@ from absl import flags
 
 from biggan_jax import cli
 
-FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
+FLAGS = cli.flag_values()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('weights', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
                     '(default: the cached or downloaded copy).', flag_values=FLAGS)
 flags.DEFINE_integer('batch_size', 200, 'Images per Inception call, all devices together.',
@@ -63,6 +63,7 @@ def _parse(argv: list[str]) -> list[str]:
     paths = FLAGS(argv)[1:]
   except flags.Error as e:
     raise cli.UsageError(e) from None
+  cli.set_verbosity(FLAGS.verbosity)
   if not (len(paths) == 2 or (len(paths) == 1 and FLAGS.save_stats)):
     raise cli.UsageError(f'got {len(paths)} paths: give two (image folders or statistics '
                          '.npz) to compare, or one with --save_stats=OUT.npz')

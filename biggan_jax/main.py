@@ -1,12 +1,16 @@
 """Trains BigGAN, or summarises a config's model: flags and the config, then one call.
 
     python -m biggan_jax.main --config=configs/tiny.py --workdir=runs/tiny [--mode=summary]
+        [--dry_run] [--verbosity=info]
 
 Every config field can be overridden on the command line, e.g.
 `--config.model.ch=64 --config.batch_size=256`. A bad flag, config file or
 config value stops the run before anything is built, with one line
-`error: ...` on stderr and exit code 2. Kept short on purpose (like Flax's
-examples/imagenet/main.py): the work lives in training/loop.py.
+`error: ...` on stderr and exit code 2. --dry_run prints the resolved config,
+the devices, the batch split and what the run would write, and creates
+nothing; --verbosity=info adds absl's, Orbax's and TF's notes on stderr.
+Kept short on purpose (like Flax's examples/imagenet/main.py): the work lives
+in training/loop.py.
 """
 
 import glob
@@ -21,7 +25,7 @@ from ml_collections import config_flags
 from biggan_jax import cli, training
 from biggan_jax import config as config_lib
 
-FLAGS = flags.FlagValues()  # Its own, as every biggan_jax CLI's (cli.py).
+FLAGS = cli.flag_values()  # Its own, as every biggan_jax CLI's (cli.py).
 config_flags.DEFINE_config_file(
     'config', None, 'Path to a configs/*.py file; override fields with --config.<key>=<value>.',
     flag_values=FLAGS)
@@ -40,6 +44,10 @@ flags.DEFINE_string(
     'init_from', None, 'Fine-tune: a new run starts G, EMA G and D from this converted '
     'checkpoint directory or training workdir (ignored when --workdir has a checkpoint).',
     flag_values=FLAGS)
+flags.DEFINE_bool(
+    'dry_run', False, 'Print the resolved config, the devices, the batch per device and what '
+    'the run would write in --workdir, then exit 0 having created nothing (StyleGAN\'s '
+    '--dry-run).', flag_values=FLAGS)
 flags.mark_flags_as_required(['config', 'workdir'], flag_values=FLAGS)
 
 
@@ -70,6 +78,7 @@ def _parse(argv: list[str]) -> None:
     raise cli.UsageError(_flag_error_message(e, argv)) from None
   if len(rest) > 1:
     raise cli.UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
+  cli.set_verbosity(FLAGS.verbosity)
 
 
 def _validated_config():
@@ -102,15 +111,19 @@ def run() -> str:
     _init_distributed()
   config = _validated_config()
   if FLAGS.mode == 'summary':
+    if FLAGS.dry_run:
+      raise cli.UsageError('--dry_run goes with --mode=train')
     from biggan_jax.models import summary  # JAX only for good configs.
     summary.summarize(config, FLAGS.workdir)
     return ''
   from biggan_jax.utils import extras
   extras.require_for_training(config)  # the [train] extra: one line if it is missing.
   from biggan_jax.checkpoints import init_from
-  from biggan_jax.training import loop
+  from biggan_jax.training import console, loop
   if FLAGS.init_from:  # before anything is built; None when the workdir resumes.
     init_from.check(config, FLAGS.init_from, FLAGS.workdir)
+  if FLAGS.dry_run:
+    return console.dry_run(config, FLAGS.workdir)
   loop.train_and_evaluate(config, FLAGS.workdir, init_from=FLAGS.init_from)
   return ''
 
@@ -124,8 +137,7 @@ def main(argv: list[str]) -> int:
   # JAX logs its failed probe for a TPU at INFO.
   py_logging.getLogger('jax._src.xla_bridge').setLevel(py_logging.WARNING)
   # ConfigError, DatasetError, InitFromError, EvaluationError; NonFiniteLossError.
-  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, training.TrainingError),
-                 quiet=False)
+  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, training.TrainingError))
 
 
 if __name__ == '__main__':

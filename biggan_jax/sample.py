@@ -46,7 +46,7 @@ from biggan_jax import cli
 
 SUFFIXES = ('.png', '.npy')
 
-FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
+FLAGS = cli.flag_values()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('checkpoint', None, 'A training workdir or a converted checkpoint directory.',
                     flag_values=FLAGS)
 flags.DEFINE_string('output', None, 'OUT.png (a sheet) or OUT.npy (float32 NHWC in [-1, 1]).',

@@ -80,3 +80,14 @@ def test_summary_of_every_config(path, tmp_path):
   g_attn, d_attn = architectures.attention_resolutions(config.model)
   assert sum(name.startswith('attn') for name in written['generator_modules']) == len(g_attn)
   assert sum(name.startswith('attn') for name in written['discriminator_modules']) >= len(d_attn)
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, capsys):
+  from biggan_jax import main  # in-process: no subprocess for a run that builds nothing
+  workdir = tmp_path / 'run'
+  assert main.main(['main', f'--config={REPO / "configs" / "tiny.py"}', f'--workdir={workdir}',
+                    '--dry_run']) == 0
+  out = capsys.readouterr().out
+  assert 'devices: 8 x cpu' in out and 'the run would train steps 1-4' in out
+  assert out.rstrip().endswith('dry run: nothing was created')
+  assert not workdir.exists()

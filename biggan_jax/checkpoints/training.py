@@ -20,8 +20,11 @@ TRAIN_KIND = 'biggan_jax.train'  # meta['kind'] of a training checkpoint.
 
 def manager(directory: str, *, max_to_keep: int | None = None,
             read_only: bool = False) -> ocp.CheckpointManager:
+  """`read_only`: for restoring, creating nothing. Not Orbax's read_only option,
+  which warns "Given directory is read only" on every open of a writable
+  directory; a manager that is never asked to save writes nothing anyway."""
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+      max_to_keep=max_to_keep, create=not read_only,
       enable_async_checkpointing=not read_only)
   directory = epath.Path(directory)
   if '://' not in str(directory):

@@ -27,7 +27,7 @@ from absl import flags
 from biggan_jax import cli
 from biggan_jax.convert import SOURCES
 
-FLAGS = flags.FlagValues()  # Its own, so that other CLIs' flags never collide.
+FLAGS = cli.flag_values()  # Its own, so that other CLIs' flags never collide.
 flags.DEFINE_string('source', None, f'Format of --input: one of {", ".join(SOURCES)}.',
                     flag_values=FLAGS)
 flags.DEFINE_string('input', None, 'The pretrained model: a folder (see --source).',

@@ -24,6 +24,7 @@ from etils import epath
 
 from biggan_jax import data
 from biggan_jax.data import digits
+from biggan_jax.utils import extras
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')  # What tfds.folder_dataset.ImageFolder reads.
 
@@ -35,7 +36,7 @@ def import_tf():
   need no TF): TF prints start-up lines on stderr that would spoil check()'s
   one-line errors.
   """
-  import tensorflow as tf
+  tf = extras.import_tensorflow()
   tf.config.set_visible_devices([], 'GPU')
   tf.config.set_visible_devices([], 'TPU')
   return tf

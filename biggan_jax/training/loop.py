@@ -27,9 +27,10 @@ from biggan_jax import models, training
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib
 from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.data import pipeline, sources
-from biggan_jax.training import ema, metrics_log, periodic_eval, plots, sharding
+from biggan_jax.training import console, ema, metrics_log, periodic_eval, plots, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.training import step as train_step
+from biggan_jax.utils import extras
 from biggan_jax.utils import images as images_lib
 
 
@@ -58,14 +59,6 @@ def _scalars(metrics, sv, step_time, config):
   out.update(lr_g=config.lr_g, lr_d=config.lr_d, steps_per_sec=1.0 / step_time,
              images_per_sec=config.batch_size * config.num_d_steps / step_time)
   return out
-
-
-def _print_progress(step, total, s):
-  if jax.process_index() == 0:
-    eta = int((total - step) / max(s['steps_per_sec'], 1e-9))
-    print(f"step {step}/{total} | {s['images_per_sec']:.1f} img/s | "
-          f"D {s['d_loss_real'] + s['d_loss_fake']:.3f} G {s['g_loss']:.3f} | "
-          f"ETA {eta // 3600}h{eta % 3600 // 60:02d}m{eta % 60:02d}s", flush=True)
 
 
 def ema_generator_variables(config, generator, state, rng):
@@ -109,6 +102,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   `init_from`: a new run's G, EMA G and D start from this converted checkpoint
   or training workdir (fine-tuning, checkpoints/init_from.py).
   """
+  started = time.time()
   workdir = epath.Path(workdir)
   sources.check(config)
   workdir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +136,9 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
       logging.warning('--init_from=%s ignored: resuming this workdir', init_from)
   elif init_from:
     state = init_from_lib.initialize(state, config, init_from)
+  if start >= config.total_steps:  # a finished workdir: say so, rewrite nothing.
+    console.already_trained(config, workdir, start, mngr.all_steps())
+    return state
   if jax.process_index() == 0:
     (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
 
@@ -157,7 +154,8 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   sample_fn = jax.jit(lambda v: generator.apply(v, sample_z, sample_y, train=False))
 
   # ------------------------------------------------------------- writers
-  from clu import metric_writers  # imports TF
+  extras.import_tensorflow()  # before clu does, without TF's start-up notes
+  from clu import metric_writers
   writer = metric_writers.create_default_writer(str(workdir),
                                                 just_logging=jax.process_index() > 0)
   jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl')
@@ -197,6 +195,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   # ----------------------------------------------------------- train loop
   batches = pipeline.create(config, start)
   next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+  compile_seconds = console.compile_step(step_fn, state, next_batch)
   last_log, last_log_step = time.time(), start
   for step in range(start + 1, config.total_steps + 1):
     batch, next_batch = next_batch, None
@@ -220,7 +219,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
       last_log, last_log_step = now, step
       writer.write_scalars(step, scalars)
       jsonl.write(step, scalars)
-      _print_progress(step, config.total_steps, scalars)
+      console.progress(step, config.total_steps, scalars)
     if config.sample_every and (step % config.sample_every == 0 or is_last):
       images = sample_fn(ema_fn(state, jax.random.fold_in(stats_key, step)))
       if jax.process_index() == 0:
@@ -250,4 +249,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   jsonl.flush()
   if config.eval_every and config.eval_heldout_split and jax.process_index() == 0:
     plots.plot_d_overfitting(jsonl.path, workdir / 'd_overfit.png')
+  console.summary(config, workdir, first=start, last=int(state.step),
+                  seconds=time.time() - started, compile_seconds=compile_seconds,
+                  checkpoint_steps=mngr.all_steps())
   return state

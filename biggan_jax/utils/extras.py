@@ -8,6 +8,10 @@ a traceback from deep inside the loop.
 """
 
 import importlib.util
+import os
+import sys
+
+from absl import logging
 
 EXTRAS = {
     'train': {'tensorflow': 'tensorflow', 'tensorflow_datasets': 'tensorflow-datasets',
@@ -41,3 +45,22 @@ def require_for_training(config) -> None:
   require('train', 'training')
   if config.dataset.name == 'digits':
     require('digits', 'the digits dataset')
+
+
+def import_tensorflow():
+  """TensorFlow (the train extra), imported with fd 2 on /dev/null unless absl
+  shows INFO (--verbosity=info): while its libraries load, TF logs notes
+  (oneDNN, twice) through C++ logging that TF_CPP_MIN_LOG_LEVEL does not reach
+  yet. Python's own errors still reach stderr: they are raised after."""
+  if 'tensorflow' in sys.modules or logging.get_verbosity() >= logging.INFO:
+    import tensorflow
+    return tensorflow
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, 'w') as null:
+      os.dup2(null.fileno(), 2)
+    import tensorflow
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+  return tensorflow
