@@ -66,15 +66,27 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss = 'hinge'            # 'hinge', 'non_saturating' or 'wasserstein'.
   c.r1 = False                # R1 zero-centred gradient penalty on real data (Sec. 4.2).
   c.r1_gamma = 10.0           # its weight γ when r1 is on (the paper tried 10).
+  c.r1_every = 1              # lazy R1 (StyleGAN2, Karras et al. 2020, Sec. 3.1): R1 on every
+                              # r1_every-th D step only, weight γ·r1_every; 1 = every D step.
   c.mode_seeking = 0.0        # MSGAN's mode-seeking term in G's loss, its weight
                               # (Mao et al. 2019: 1); 0 = off. Pairs G's batch halves by class.
   c.augment = ''              # DiffAugment of D's inputs (Zhao et al. 2020): e.g.
                               # 'translation,cutout' or 'color,translation,cutout'; '' = off.
+  c.augment_adaptive = False  # ADA (Karras et al. 2020, Sec. 3): each augment op applied to an
+                              # image with probability p, tuned so that r_t = E[sign(D(x_real))]
+                              # stays at ada_target; False: every op on every image (DiffAugment).
+  c.ada_target = 0.6          # ADA's target r_t.
+  c.ada_kimg = 500.0          # p can move 0 -> 1 in this many thousand real images (ADA: 500).
+  c.ada_interval = 4          # steps between adjustments of p (ADA: 4).
   c.ortho_beta = 1e-4         # modified orthogonal regularisation on G (Sec. 3.1).
   c.ortho_beta_d = 0.0        # the same on D; 0 = off.
   c.ortho_reference_grad = False  # True: BigGAN-PyTorch's gradient (half the paper's).
   c.ema_decay = 0.9999
   c.ema_start = 20_000        # EMA decay is 0 before this step (G_ema = G).
+  c.ema_kimg = 0.0            # StyleGAN2-ADA's EMA half-life in thousands of G's images;
+                              # 0 = the half-life of ema_decay at batch_size.
+  c.ema_rampup = 0.0          # StyleGAN2-ADA's ramp-up (it uses 0.05): the half-life is at
+                              # most ema_rampup x the images made so far; 0 = off.
   c.num_standing_stats = 16   # train-mode passes averaged for the EMA G's BN stats.
 
   # Loop.
@@ -260,6 +272,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   except ValueError as e:
     raise ConfigError(str(e)) from None
   _check_evaluation(config)
+  _check_stylegan2_options(config)
   try:
     truncation_thresholds(config)
   except ValueError:
@@ -282,6 +295,25 @@ def _check_evaluation(config) -> None:
         'or set --config.eval_every=0')
   _check_int('eval_num_samples', config.eval_num_samples, 10)  # IS takes 10 splits.
   _check_int('eval_batch_size', config.eval_batch_size, 1)
+
+
+def _check_stylegan2_options(config) -> None:
+  """Lazy R1, the EMA ramp-up and ADA."""
+  _check_int('r1_every', config.r1_every, 1)
+  if config.r1_every > 1 and not config.r1:
+    raise ConfigError(f'r1_every={config.r1_every}: lazy R1 needs R1; set --config.r1=True '
+                      'or --config.r1_every=1')
+  _check_number('ema_kimg', config.ema_kimg, '>= 0')
+  _check_number('ema_rampup', config.ema_rampup, '>= 0')
+  if not isinstance(config.augment_adaptive, bool):
+    raise ConfigError(f'augment_adaptive={config.augment_adaptive!r}: must be True or False')
+  if config.augment_adaptive and not config.augment:
+    raise ConfigError("augment_adaptive=True tunes how often the augment ops apply; set "
+                      "--config.augment, e.g. 'translation,cutout'")
+  if not (_is_number(config.ada_target) and 0 < config.ada_target < 1):
+    raise ConfigError(f'ada_target={config.ada_target!r}: must be a number in (0, 1)')
+  _check_number('ada_kimg', config.ada_kimg, '> 0')
+  _check_int('ada_interval', config.ada_interval, 1)
 
 
 def truncation_thresholds(config) -> tuple[float, ...]:

@@ -101,6 +101,13 @@ INVALID = {
     'r1_gamma': (_set('r1_gamma', -1.0), ['r1_gamma=-1.0', '>= 0']),
     'mode_seeking': (_set('mode_seeking', -1.0), ['mode_seeking=-1.0', '>= 0']),
     'ortho_beta': (_set('ortho_beta', -1e-4), ['ortho_beta=-0.0001', '>= 0']),
+    'r1_every_without_r1': (_set('r1_every', 16), ['r1_every=16', '--config.r1=True']),
+    'r1_every_zero': (lambda c: (_set('r1', True)(c), _set('r1_every', 0)(c)), ['r1_every=0']),
+    'ema_rampup': (_set('ema_rampup', -0.05), ['ema_rampup=-0.05', '>= 0']),
+    'ada_without_augment': (_set('augment_adaptive', True), ['augment_adaptive=True',
+                                                             '--config.augment']),
+    'ada_target': (lambda c: (_set('augment', 'translation')(c), _set('ada_target', 1.0)(c),
+                              _set('augment_adaptive', True)(c)), ['ada_target=1.0', '(0, 1)']),
 }
 
 

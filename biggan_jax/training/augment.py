@@ -10,12 +10,22 @@ low-data default, "color" adds brightness/saturation/contrast).
 `policy` is a comma-separated list of 'color', 'translation', 'cutout'
 ('' = identity). Each image of the batch draws its own parameters. Shapes:
 x (N, H, W, C) in [-1, 1] (NHWC, unlike the reference's NCHW).
+
+Adaptive strength (ADA; Karras et al. 2020, "Training Generative Adversarial
+Networks with Limited Data", Sec. 3, and stylegan2-ada-pytorch's
+training_loop.py): with a probability p, each transform (brightness,
+saturation, contrast, translation, cutout) is applied to each image on its
+own, and p follows the overfitting heuristic r_t = E[sign(D(x_real))]: every
+ada_interval steps p moves by ±(real images seen) / (ada_kimg * 1000) toward
+r_t = ada_target, clamped at 0 only, as there (p >= 1 applies every op).
 """
 
+import flax
 import jax
 import jax.numpy as jnp
 
 POLICIES = ('color', 'translation', 'cutout')
+_GATES = 0x0ADA  # fold_in stream of the gates: split(rng, n) children are fold_in(rng, i < n).
 
 
 def parse(policy: str) -> tuple[str, ...]:
@@ -26,15 +36,28 @@ def parse(policy: str) -> tuple[str, ...]:
   return names
 
 
+def _per_image(rng, x):
+  return jax.random.uniform(rng, (x.shape[0], 1, 1, 1), x.dtype)
+
+
+def brightness(x, rng):
+  return x + (_per_image(rng, x) - 0.5)
+
+
+def saturation(x, rng):
+  mean = x.mean(axis=3, keepdims=True)
+  return (x - mean) * (_per_image(rng, x) * 2) + mean
+
+
+def contrast(x, rng):
+  mean = x.mean(axis=(1, 2, 3), keepdims=True)
+  return (x - mean) * (_per_image(rng, x) + 0.5) + mean
+
+
 def color(x, rng):
   """Brightness ±0.5, saturation x[0, 2], contrast x[0.5, 1.5] per image (reference ranges)."""
   kb, ks, kc = jax.random.split(rng, 3)
-  n = x.shape[0]
-  x = x + (jax.random.uniform(kb, (n, 1, 1, 1), x.dtype) - 0.5)
-  mean = x.mean(axis=3, keepdims=True)
-  x = (x - mean) * (jax.random.uniform(ks, (n, 1, 1, 1), x.dtype) * 2) + mean
-  mean = x.mean(axis=(1, 2, 3), keepdims=True)
-  return (x - mean) * (jax.random.uniform(kc, (n, 1, 1, 1), x.dtype) + 0.5) + mean
+  return contrast(saturation(brightness(x, kb), ks), kc)
 
 
 def translation(x, rng, ratio: float = 0.125):
@@ -66,11 +89,52 @@ def cutout(x, rng, ratio: float = 0.5):
 
 
 _FNS = {'color': color, 'translation': translation, 'cutout': cutout}
+_OPS = {'color': (brightness, saturation, contrast), 'translation': (translation,),
+        'cutout': (cutout,)}  # the transforms ADA gates one by one
 
 
-def diff_augment(x, rng, policy: str):
-  """Applies `policy`'s transforms in order; identity for ''."""
+def diff_augment(x, rng, policy: str, p=None):
+  """Applies `policy`'s transforms in order; identity for ''.
+
+  `p` (ADA): each transform is applied to each image with probability p (the
+  same draws as without p where it is applied); None applies all of them.
+  """
   names = parse(policy)
-  for name, key in zip(names, jax.random.split(rng, max(len(names), 1))):
-    x = _FNS[name](x, key)
+  keys = jax.random.split(rng, max(len(names), 1))
+  if p is None:
+    for name, key in zip(names, keys):
+      x = _FNS[name](x, key)
+    return x
+  num_ops = sum(len(_OPS[name]) for name in names)
+  gates = iter(jax.random.uniform(jax.random.fold_in(rng, _GATES), (num_ops, x.shape[0])) < p)
+  for name, key in zip(names, keys):
+    ops = _OPS[name]
+    for op, op_key in zip(ops, jax.random.split(key, 3) if len(ops) > 1 else (key,)):
+      x = jnp.where(next(gates)[:, None, None, None], op(x, op_key), x)
   return x
+
+
+@flax.struct.dataclass
+class AdaState:
+  """ADA's p and what r_t is averaged from since p last moved (ada_stats there)."""
+  p: jax.Array         # probability of each transform per image
+  sign_sum: jax.Array  # Σ over D steps of mean(sign(D(x_real)))
+  count: jax.Array     # D steps in sign_sum
+
+
+def ada_init() -> AdaState:
+  return AdaState(p=jnp.zeros((), jnp.float32), sign_sum=jnp.zeros((), jnp.float32),
+                  count=jnp.zeros((), jnp.float32))
+
+
+def ada_update(ada: AdaState, signs, step, config) -> AdaState:
+  """Adds one step's D-step means of sign(D(x_real)) (`signs`, (num_d_steps,));
+  after every ada_interval-th step (`step`: G steps done) moves p by
+  sign(r_t - ada_target) * (real images in the interval) / (ada_kimg * 1000)."""
+  sign_sum, count = ada.sign_sum + jnp.sum(signs), ada.count + jnp.size(signs)
+  due = step % config.ada_interval == 0
+  images = config.batch_size * config.num_d_steps * config.ada_interval
+  adjust = jnp.sign(sign_sum / count - config.ada_target) * images / (config.ada_kimg * 1000)
+  zero = jnp.zeros((), jnp.float32)
+  return AdaState(p=jnp.where(due, jnp.maximum(ada.p + adjust, 0.0), ada.p),
+                  sign_sum=jnp.where(due, zero, sign_sum), count=jnp.where(due, zero, count))

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from biggan_jax.training import spectral
+from biggan_jax.training import augment, spectral
 
 
 @flax.struct.dataclass
@@ -28,6 +28,7 @@ class TrainState:
   ema_params: Any
   ema_state: Any
   sv: Any                     # last tracked top singular values per weight
+  ada: Any = None             # augment.AdaState with augment_adaptive (ADA's p), else None
 
 
 def optimizers(config) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
@@ -62,7 +63,8 @@ def create(config, generator, discriminator, rng) -> TrainState:
       d_params=d_params, d_state=d_state, d_opt_state=d_tx.init(d_params),
       ema_params=g_params, ema_state=g_state,
       sv=jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                      jax.eval_shape(track_singular_values, g_params, d_params)))
+                      jax.eval_shape(track_singular_values, g_params, d_params)),
+      ada=augment.ada_init() if config.augment_adaptive else None)
 
 
 def _split(variables):

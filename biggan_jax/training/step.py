@@ -14,6 +14,15 @@ With `augment` set (e.g. 'translation,cutout'), every image D sees, real or
 generated, in the D and in the G update, first goes through DiffAugment
 (training/augment.py; Zhao et al. 2020); R1 is then taken on the augmented
 reals, as in their StyleGAN2 code. augment='' leaves the step unchanged.
+With augment_adaptive, each transform applies with ADA's probability p
+(state.ada, updated here every ada_interval steps from sign(D(x_real))).
+
+Lazy R1 (r1_every = k > 1; StyleGAN2, Karras et al. 2020, Sec. 3.1): D step
+j = step * num_d_steps + i adds the penalty, weighted γ·k, only when j % k == 0,
+under lax.cond inside this one jitted step, so the other D steps skip its
+double backward pass. Unlike StyleGAN2 the penalty joins that D step's loss
+rather than a separate optimizer step, so Adam's lr and betas need no
+correction for extra steps.
 """
 
 import functools
@@ -53,6 +62,12 @@ def _accumulate(loss_fn, params, state, micro_batches):
           jax.tree.map(lambda m: m.mean(0), metrics))
 
 
+def _when(due, fn):
+  """fn() where `due`, zeros of its shape elsewhere; lax.cond runs only one branch."""
+  out = jax.eval_shape(fn)
+  return jax.lax.cond(due, fn, lambda: jnp.zeros(out.shape, out.dtype))
+
+
 def make_train_step(config, generator, discriminator, latent_sharding):
   """Returns `train_step(state, batch) -> (state, metrics)`, to be jitted."""
   m = config.model
@@ -62,19 +77,19 @@ def make_train_step(config, generator, discriminator, latent_sharding):
 
   augment.parse(config.augment)  # fails early on an unknown policy
 
-  def d_input(images, aug_key):
-    return augment.diff_augment(images, aug_key, config.augment) if config.augment else images
+  def d_input(images, aug_key, p):
+    return augment.diff_augment(images, aug_key, config.augment, p) if config.augment else images
 
   def aug_keys(rng, acc_shape):
     """One DiffAugment key per micro-batch; fold_in keeps the z, y stream as without it."""
     return jax.random.split(jax.random.fold_in(rng, 1), acc_shape[0])
 
-  def d_loss_fn(d_params, state, x, y, z, y_fake, aug_key, *, g_params):
+  def d_loss_fn(d_params, state, x, y, z, y_fake, aug_key, *, g_params, p, r1_due):
     """Upstream G_D: G (train mode, no grad) then D on [G(z); x] at once."""
     g_state, d_state = state
     fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
                                   train=True, mutable=G_STATE)
-    images = d_input(jnp.concatenate([jax.lax.stop_gradient(fake), x]), aug_key)
+    images = d_input(jnp.concatenate([jax.lax.stop_gradient(fake), x]), aug_key, p)
     x = images[fake.shape[0]:]
     logits, d_new = discriminator.apply(
         {'params': d_params, **d_state}, images,
@@ -84,22 +99,25 @@ def make_train_step(config, generator, discriminator, latent_sharding):
     loss = loss_real + loss_fake
     metrics = dict(d_loss_real=loss_real, d_loss_fake=loss_fake,
                    d_real=d_real.mean(), d_fake=d_fake.mean())
+    if config.augment_adaptive:
+      metrics['d_real_sign'] = jnp.sign(d_real).mean()  # what ADA's r_t averages
     if config.r1:
       d_fn = lambda xs: discriminator.apply({'params': d_params, **d_new}, xs, y,
                                             train=False)
-      metrics['r1'] = losses.r1_penalty(d_fn, x)
-      loss += 0.5 * config.r1_gamma * metrics['r1']
+      r1 = lambda: losses.r1_penalty(d_fn, x)
+      metrics['r1'] = r1() if config.r1_every == 1 else _when(r1_due, r1)
+      loss += 0.5 * config.r1_gamma * config.r1_every * metrics['r1']
     if config.ortho_beta_d > 0:
       loss += regularizers.ortho_penalty(d_params, config.ortho_beta_d,
                                          reference_grad=config.ortho_reference_grad)
     return loss, ((g_new, d_new), metrics)
 
-  def g_loss_fn(g_params, state, z, y_fake, aug_key, *, d_params):
+  def g_loss_fn(g_params, state, z, y_fake, aug_key, *, d_params, p):
     g_state, d_state = state
     fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
                                   train=True, mutable=G_STATE)
     d_fake, d_new = discriminator.apply({'params': d_params, **d_state},
-                                        d_input(fake, aug_key), y_fake,
+                                        d_input(fake, aug_key, p), y_fake,
                                         train=True, mutable=['spectral'])
     g_loss = losses.g_loss(config.loss, d_fake)
     ortho = regularizers.ortho_penalty(g_params, config.ortho_beta,
@@ -111,15 +129,22 @@ def make_train_step(config, generator, discriminator, latent_sharding):
       loss += config.mode_seeking * metrics['mode_seeking']
     return loss, ((g_new, d_new), metrics)
 
-  def d_update(state, batch_i, rng):
+  def augment_p(state):
+    return state.ada.p if config.augment_adaptive else None
+
+  def d_update(state, batch_i, rng, i):
     acc_shape = batch_i['label'].shape
     z, y_fake = sample(rng, acc_shape)
+    r1_due = (state.step * config.num_d_steps + i) % config.r1_every == 0
     grads, (g_state, d_state), metrics = _accumulate(
-        functools.partial(d_loss_fn, g_params=state.g_params), state.d_params,
+        functools.partial(d_loss_fn, g_params=state.g_params, p=augment_p(state),
+                          r1_due=r1_due), state.d_params,
         (state.g_state, state.d_state),
         (batch_i['image'], batch_i['label'], z, y_fake, aug_keys(rng, acc_shape)))
     updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
     metrics['d_grad_norm'] = optax.global_norm(grads)
+    if config.r1 and config.r1_every > 1:
+      metrics['r1_due'] = r1_due.astype(jnp.float32)
     return state.replace(d_params=optax.apply_updates(state.d_params, updates),
                          d_opt_state=d_opt_state, g_state=g_state, d_state=d_state), metrics
 
@@ -130,7 +155,8 @@ def make_train_step(config, generator, discriminator, latent_sharding):
       y_fake = jax.lax.with_sharding_constraint(jnp.concatenate([half, half], 1),
                                                 latent_sharding)
     grads, (g_state, d_state), metrics = _accumulate(
-        functools.partial(g_loss_fn, d_params=state.d_params), state.g_params,
+        functools.partial(g_loss_fn, d_params=state.d_params, p=augment_p(state)),
+        state.g_params,
         (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))
     updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
     metrics['g_grad_norm'] = optax.global_norm(grads)
@@ -149,17 +175,26 @@ def make_train_step(config, generator, discriminator, latent_sharding):
     metrics = []
     for i in range(config.num_d_steps):
       batch_i = jax.tree.map(lambda a: a[i], batch)
-      state, d_metrics = d_update(state, batch_i, d_keys[i])
+      state, d_metrics = d_update(state, batch_i, d_keys[i], i)
       metrics.append(d_metrics)
     state, g_metrics = g_update(state, batch['label'].shape[1:], d_keys[-1])
+    ema_decay = ema.decay(config, state.step)
     state = state.replace(
         ema_params=ema.update(state.ema_params, state.g_params, state.step,
-                              config.ema_decay, config.ema_start),
+                              ema_decay, config.ema_start),
         ema_state=ema.update(state.ema_state, state.g_state, state.step,
-                             config.ema_decay, config.ema_start))
+                             ema_decay, config.ema_start))
+    p = augment_p(state)
     state = state.replace(step=state.step + 1)
     state = state.replace(sv=track_sv(state))  # after steps sv_every, 2 sv_every, ...
+    if config.augment_adaptive:
+      signs = jnp.stack([m['d_real_sign'] for m in metrics])
+      state = state.replace(ada=augment.ada_update(state.ada, signs, state.step, config))
     metrics = {**jax.tree.map(lambda *m: jnp.mean(jnp.stack(m)), *metrics), **g_metrics}
+    if 'r1_due' in metrics:  # lazy R1: the penalty of the D steps that took it (0: none did)
+      metrics['r1'] /= jnp.maximum(metrics.pop('r1_due'), 1 / config.num_d_steps)
+    if p is not None:
+      metrics['augment_p'] = p
     return state, metrics
 
   return train_step

@@ -67,3 +67,45 @@ def test_gradients_flow_through_every_transform():
   g = jax.grad(lambda x: augment.diff_augment(x, jax.random.PRNGKey(4),
                                               'translation,cutout').sum())(x)
   assert set(np.unique(np.asarray(g)).tolist()) <= {0.0, 1.0}
+
+
+# ADA (Karras et al. 2020): p per transform per image, and its r_t controller.
+
+POLICY = 'color,translation,cutout'
+
+
+def test_p_one_is_diffaugment_and_p_zero_the_identity():
+  x, key = _ramp(8), jax.random.PRNGKey(5)
+  np.testing.assert_array_equal(augment.diff_augment(x, key, POLICY, p=1.0),
+                                augment.diff_augment(x, key, POLICY))
+  np.testing.assert_array_equal(augment.diff_augment(x, key, POLICY, p=0.0), x)
+
+
+def test_p_gates_each_image_on_its_own():
+  x = jnp.ones((2000, 8, 8, 1))
+  out = np.asarray(augment.diff_augment(x, jax.random.PRNGKey(6), 'cutout', p=0.25))
+  cut = (out == 0).any(axis=(1, 2, 3))
+  assert abs(cut.mean() - 0.25) < 0.03  # binomial sd 0.01
+
+
+class _Config:
+  batch_size, num_d_steps, ada_interval, ada_kimg, ada_target = 64, 2, 4, 500, 0.6
+
+
+def test_ada_moves_p_every_interval_by_the_images_seen():
+  c = _Config()
+  step_size = 64 * 2 * 4 / 500_000  # real images in the interval / (ada_kimg * 1000)
+  ada = augment.ada_init()
+  for step in (1, 2, 3):  # r_t = 0.9 > 0.6 measured, p not moved yet
+    ada = augment.ada_update(ada, jnp.array([0.9, 0.9]), step, c)
+    assert float(ada.p) == 0.0
+  assert float(ada.count) == 6 and float(ada.sign_sum) == pytest.approx(5.4)
+  ada = augment.ada_update(ada, jnp.array([0.9, 0.9]), 4, c)
+  assert float(ada.p) == pytest.approx(step_size) and float(ada.count) == 0
+  for step in range(5, 9):  # r_t = 0.5 < 0.6: p back down, clamped at 0
+    ada = augment.ada_update(ada, jnp.array([0.5, 0.5]), step, c)
+  assert float(ada.p) == 0.0
+  ada = augment.ada_update(augment.AdaState(p=jnp.float32(0.5), sign_sum=jnp.float32(0.0),
+                                            count=jnp.float32(0.0)),
+                           jnp.array([0.2, 0.3]), 12, c)
+  assert float(ada.p) == pytest.approx(0.5 - step_size)

@@ -104,6 +104,24 @@ def test_options_train_and_stay_finite():
   assert np.isfinite(history[-1]['g_loss'])
 
 
+def test_lazy_r1_ema_rampup_and_ada_in_one_step():
+  """r1_every=2: R1 on D steps 0, 2, ... only (γ·2); ema_rampup: the EMA copies G at
+  step 0 (half-life 0 images); ADA: p starts at 0, is logged, and moves after the
+  first interval by the images seen toward ada_target from sign(D(x_real))."""
+  config = tiny_config(r1=True, r1_every=2, num_d_steps=1, ema_rampup=0.05, ema_start=0,
+                       augment='translation,cutout', augment_adaptive=True, ada_interval=1,
+                       ada_kimg=0.004)  # one step moves p by 8 / 4 = 2: to 2 or 0
+  states = []
+  _, history = run_steps(config, sharding.make_mesh(), 2, states)
+  assert history[0]['r1'] > 0 and history[1]['r1'] == 0  # D steps 0 and 1
+  for e, g in zip(jax.tree.leaves(states[0].ema_params), jax.tree.leaves(states[0].g_params)):
+    np.testing.assert_array_equal(e, g)
+  assert history[0]['augment_p'] == 0
+  expected = max(0.0, np.sign(history[0]['d_real_sign'] - 0.6) * 2.0)
+  assert float(states[0].ada.p) == expected == history[1]['augment_p']
+  assert all(np.isfinite(v) for h in history for v in h.values())
+
+
 def test_singular_values_tracked_every_sv_every_steps():
   config = tiny_config(sv_every=2, num_d_steps=1)
   states = []
