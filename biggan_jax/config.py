@@ -37,6 +37,8 @@ def base_config() -> ml_collections.ConfigDict:
   m.dim_z = 120               # dim_z; with hierarchical_z split in chunks.
   m.shared_dim = 128          # shared_dim: the shared class embedding.
   m.hierarchical_z = True     # hier: skip-z (Sec. 3, "hierarchical latents").
+  m.shared_embedding = True   # G_shared: one class embedding for all BNs (Sec. 3); False:
+                              # every BN its own class tables (needs hierarchical_z=False).
   m.g_attn = '64'             # G_attn: self-attention resolutions, '32_64'; '' for none.
   m.d_attn = '64'             # D_attn.
   m.g_depth = 2               # BigGAN-deep: blocks per G stage.
@@ -202,6 +204,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if m.family == 'biggan_deep':
     _check_int('model.g_depth', m.g_depth, 1)
     _check_int('model.d_depth', m.d_depth, 1)
+  if not isinstance(m.shared_embedding, bool):
+    raise ConfigError(f'model.shared_embedding={m.shared_embedding!r}: must be True or False')
+  if not m.shared_embedding and (m.family != 'biggan' or m.hierarchical_z):
+    raise ConfigError('model.shared_embedding=False (per-BN class tables, BigGAN-PyTorch\'s '
+                      "G_shared=False) needs model.family='biggan' and "
+                      'model.hierarchical_z=False: hierarchical z joins the shared embedding')
 
   resolution = m.resolution
   try:

@@ -67,6 +67,9 @@ def _shape_fields(m, family: str, discriminator: bool) -> dict:
   fields['g_attn'] = _attn(fields['g_attn'])
   if family == 'biggan':
     fields['hierarchical_z'] = value('hierarchical_z')
+    fields['shared_embedding'] = value('shared_embedding')
+    if not fields['shared_embedding']:
+      del fields['shared_dim']  # no shared table: its size shapes nothing.
   else:
     fields['g_depth'] = value('g_depth')
   if discriminator:

@@ -1,14 +1,26 @@
 """BigGAN-PyTorch state dicts -> biggan_jax variables, and back to numbers.
 
 The mapping is the one proof that biggan_jax *is* BigGAN: tests run the
-author's tiny G and D (tests/data/biggan_pytorch_tiny64_f64.npz) through it
-and match every output. Conventions handled here:
+author's tiny G and D (tests/testdata/biggan_pytorch_{tiny64,unshared32,
+deep64}_f64.npz) through it and match every output. Conventions handled here:
 - conv weights (O, I, kh, kw) -> HWIO kernels; linear (O, I) -> (I, O);
+  nn.Embedding tables (G's shared one, D's embed, and with G_shared=False
+  every BN's gain/bias tables) stay (num_classes, C);
 - SN buffers u0 (1, O) -> 'spectral/.../sn/u', sv0 -> 'sigma';
 - G's first linear reshapes to NCHW upstream and to NHWC here: its output
   units (and u0) are permuted from c*16 + p to p*C + c;
-- module names: blocks.i.0 -> block{i}, blocks.i.1 -> attn{i},
-  output_layer.0/.2 -> output_bn/output_conv, bnK.stored_* -> bnK/stats/*.
+- module names (BigGAN.py): blocks.i.0 -> block{i}, blocks.i.1 -> attn{i},
+  output_layer.0/.2 -> output_bn/output_conv, bnK.stored_* -> bnK/stats/*;
+- BigGANdeep.py (--model BigGANdeep): G's blocks are one flat list,
+  blocks.{stage * depth + j}.0 -> block{stage}_{j}, the attention after a
+  stage's last block blocks.{...}.1 -> attn{stage}; D's are one list per
+  stage, blocks.{stage}.{j} -> block{stage}_{j}, its attention
+  blocks.{stage}.{depth} -> attn{stage}. Upstream's deep G conditions on
+  torch.cat([shared(y), z]) (class first), biggan_jax's BigGAN-deep on
+  [z, shared(y)] as TF-Hub's: the converter swaps the input columns of the
+  first linear and of every BN's gain and bias linears, which changes no
+  output (SN's u lives on the output side and σ is invariant under a column
+  permutation), so one model serves both sources.
 
 The mapping takes name -> numpy array mappings; only `convert_folder` (the
 `python -m biggan_jax.convert --source=biggan-pytorch` path, reading .pth
@@ -36,10 +48,28 @@ _RENAMES = (
     (r'^output_layer\.0\.', 'output_bn.'),
     (r'^output_layer\.2\.', 'output_conv.'),
 )
+FAMILIES = {'BigGAN': 'biggan', 'BigGANdeep': 'biggan_deep'}  # upstream's --model.
 
 
-def _flax_entry(name: str) -> tuple[str, tuple[str, ...], str]:
-  """Torch name -> (collection, flax path, kind of transform)."""
+def _deep_block_name(name: str, depth: int, generator: bool) -> str:
+  """BigGANdeep.py's blocks.i.j -> block{stage}_{j} / attn{stage} (module docstring)."""
+  match = re.match(r'^blocks\.(\d+)\.(\d+)\.', name)
+  if not match:
+    return name
+  i, j = int(match.group(1)), int(match.group(2))
+  if generator:
+    stage, block = divmod(i, depth)
+    new = f'block{stage}_{block}.' if j == 0 else f'attn{stage}.'
+  else:
+    new = f'block{i}_{j}.' if j < depth else f'attn{i}.'
+  return new + name[match.end():]
+
+
+def _flax_entry(name: str, deep_depth: int = 0,
+                generator: bool = True) -> tuple[str, tuple[str, ...], str]:
+  """Torch name -> (collection, flax path, kind of transform); deep_depth > 0: BigGANdeep.py."""
+  if deep_depth:
+    name = _deep_block_name(name, deep_depth, generator)
   for pattern, repl in _RENAMES:
     name = re.sub(pattern, repl, name)
   *mod, leaf = name.split('.')
@@ -76,8 +106,17 @@ def _nchw_linear_to_nhwc(flat: dict, c0: int) -> None:
       flat[key] = np.take(flat[key], perm, axis=axis)
 
 
+def _class_first_to_z_first(flat: dict, shared_dim: int) -> None:
+  """BigGANdeep.py's c = [shared(y), z] -> biggan_jax's [z, shared(y)]: the input rows
+  of the first linear and of every BN gain/bias kernel (flax (in, out))."""
+  for key, value in flat.items():
+    if key[0] == 'params' and key[-1] == 'kernel' and (
+        key[1:] == ('linear', 'kernel') or key[-2] in ('gain', 'bias')):
+      flat[key] = np.concatenate([value[shared_dim:], value[:shared_dim]], axis=0)
+
+
 def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
-                 *, generator: bool) -> dict:
+                 *, generator: bool, model=None) -> dict:
   """Maps a BigGAN-PyTorch G or D state dict onto biggan_jax variables.
 
   Args:
@@ -85,16 +124,26 @@ def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
     expected: the model's variables (or their jax.eval_shape) to fill; every
       leaf must be provided exactly once with the same shape.
     generator: True for G (permutes the first linear to NHWC).
+    model: the `config.model` it was converted for (model_config_from_pytorch);
+      None means BigGAN.py's layout. family 'biggan_deep' reads BigGANdeep.py's.
   Returns:
     {'params', 'spectral'[, 'batch_stats']} with float32 numpy leaves.
   """
+  deep = model is not None and model.family == 'biggan_deep'
+  depth = (model.g_depth if generator else model.d_depth) if deep else 0
+  want = traverse_util.flatten_dict(dict(expected))
   flat = {}
   for name, value in state_dict.items():
-    collection, path, kind = _flax_entry(name)
-    flat[(collection, *path)] = _to_flax(kind, np.asarray(value, np.float32))
+    collection, path, kind = _flax_entry(name, depth, generator)
+    key = (collection, *path)
+    if kind == 'weight' and key not in want and (*key[:-1], 'embedding') in want:
+      key, kind = (*key[:-1], 'embedding'), 'copy'  # G_shared=False: a BN's class table.
+    flat[key] = _to_flax(kind, np.asarray(value, np.float32))
   if generator and ('params', 'linear', 'kernel') in flat:
     # The checkpoint's own width: a mismatch is reported by the shape check below.
     _nchw_linear_to_nhwc(flat, flat[('params', 'linear', 'kernel')].shape[1] // 16)
+    if deep:
+      _class_first_to_z_first(flat, model.shared_dim)
   check_fits(flat, expected, shape_hint=' (check ch, dim_z, shared_dim, resolution)')
   return traverse_util.unflatten_dict(flat)
 
@@ -120,7 +169,7 @@ def model_config_from_pytorch(cfg: Mapping[str, Any]):
   """A biggan_jax `config.model` from BigGAN-PyTorch's constructor kwargs."""
   from biggan_jax import config as config_lib
   m = config_lib.base_config().model
-  m.family = 'biggan'
+  m.family = FAMILIES[cfg.get('model', 'BigGAN')]
   m.resolution = int(cfg['resolution'])
   m.num_classes = int(cfg['n_classes'])
   m.ch = int(cfg['G_ch'])
@@ -128,6 +177,10 @@ def model_config_from_pytorch(cfg: Mapping[str, Any]):
   m.dim_z = int(cfg['dim_z'])
   m.shared_dim = int(cfg.get('shared_dim') or cfg['dim_z'])
   m.hierarchical_z = bool(cfg.get('hier', False))
+  m.shared_embedding = bool(cfg.get('G_shared', True))
+  if m.family == 'biggan_deep':
+    m.g_depth = int(cfg.get('G_depth', 2))
+    m.d_depth = int(cfg.get('D_depth', 2))
   m.g_attn = str(cfg.get('G_attn', '64'))
   m.d_attn = str(cfg.get('D_attn', '64'))
   m.bn_eps = float(cfg.get('BN_eps', 1e-5))
@@ -240,8 +293,12 @@ def read_folder(folder) -> dict[str, Any]:
 def _check_supported(cfg: Mapping[str, Any]) -> None:
   """Upstream options biggan_jax's BigGAN does not implement: say so up front."""
   unsupported = []
-  if not cfg.get('G_shared', True):
-    unsupported.append('G_shared=False (per-BN class embeddings)')
+  model = cfg.get('model', 'BigGAN')
+  if model not in FAMILIES:
+    unsupported.append(f'model={model!r} (BigGAN or BigGANdeep)')
+  elif not cfg.get('G_shared', True) and (cfg.get('hier') or model == 'BigGANdeep'):
+    unsupported.append(f'G_shared=False with {"BigGANdeep" if model == "BigGANdeep" else "hier"} '
+                       '(upstream joins z to the shared embedding, which it then lacks)')
   for key in ('G_nl', 'D_nl'):
     if cfg.get(key, 'relu') not in ('relu', 'inplace_relu', 'ir'):
       unsupported.append(f'{key}={cfg[key]!r} (only ReLU)')
@@ -249,6 +306,24 @@ def _check_supported(cfg: Mapping[str, Any]) -> None:
     unsupported.append(f"norm_style={cfg['norm_style']!r}")
   if unsupported:
     raise ConversionError(f'unsupported BigGAN-PyTorch options: {", ".join(unsupported)}')
+
+
+def _check_attention_width(m) -> None:
+  """Upstream builds attention on any width; at < 8 channels its C/8 theta and phi
+  convs are empty and the attention is a uniform average. biggan_jax's model
+  needs >= 8 channels there: say so in one line instead of failing inside Flax."""
+  from biggan_jax.models import architectures
+  g_attn, d_attn = architectures.attention_resolutions(m)
+  for key, flag, resolutions, widths, ch in (
+      ('G_attn', 'G_ch', g_attn, architectures.G_ATTENTION_WIDTHS[m.resolution], m.ch),
+      ('D_attn', 'D_ch', d_attn, architectures.D_ATTENTION_WIDTHS[m.family][m.resolution],
+       architectures.d_width(m))):
+    for r in resolutions:
+      if r in widths and ch * widths[r] < 8:
+        raise ConversionError(
+            f'{key}={r}: its attention gets {ch * widths[r]} channels ({flag}={ch} x '
+            f'{widths[r]}), so upstream\'s C/8 projections are empty (the block is a uniform '
+            'average); biggan_jax builds attention on >= 8 channels only')
 
 
 def convert_folder(folder) -> tuple[dict, dict, dict | None]:
@@ -267,15 +342,18 @@ def convert_folder(folder) -> tuple[dict, dict, dict | None]:
     m = model_config_from_pytorch(run['config'])
   except (KeyError, TypeError, ValueError) as e:
     raise ConversionError(f"state_dict.pth's config: unusable value for {e}") from None
+  _check_attention_width(m)
   z = jnp.zeros((1, m.dim_z), jnp.float32)
   y = jnp.zeros((1,), jnp.int32)
   G = models.create_generator(m)
-  g_vars = to_variables(run['generator'], expected_variables(G, z, y), generator=True)
+  g_vars = to_variables(run['generator'], expected_variables(G, z, y), generator=True,
+                        model=m)
   d_vars = None
   if run['discriminator'] is not None:
     D = models.create_discriminator(m)
     x = jnp.zeros((1, m.resolution, m.resolution, 3), jnp.float32)
-    d_vars = to_variables(run['discriminator'], expected_variables(D, x, y), generator=False)
+    d_vars = to_variables(run['discriminator'], expected_variables(D, x, y), generator=False,
+                          model=m)
   meta = {'source': 'biggan-pytorch', 'model': m.to_dict(),
           'truncation_convention': 'paper',
           'source_files': [run['generator_file']] + (['D.pth'] if d_vars is not None else []),

@@ -25,7 +25,8 @@ def create_generator(m):
   from biggan_jax.models import biggan
   return biggan.Generator(
       resolution=m.resolution, ch=m.ch, dim_z=m.dim_z, shared_dim=m.shared_dim,
-      num_classes=m.num_classes, hierarchical_z=m.hierarchical_z, attn=g_attn,
+      num_classes=m.num_classes, hierarchical_z=m.hierarchical_z,
+      shared_embedding=m.get('shared_embedding', True), attn=g_attn,
       bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, **_generator_output(m), **_common(m))
 
 

@@ -14,6 +14,9 @@ import jax.numpy as jnp
 from biggan_jax.models import layers
 
 Array = jax.Array
+NO_SHARED_EMBEDDING = ('model.shared_embedding=False: G has no shared class embedding '
+                       '(each BN holds its own class tables), so it cannot interpolate '
+                       'between class embeddings nor take hierarchical z')
 
 # (in, out) channel multipliers per G block; each block upsamples x2 from 4x4.
 G_CHANNELS = {
@@ -74,6 +77,12 @@ class Generator(nn.Module):
   Hierarchical latents: z splits into num_blocks + 1 chunks; chunk 0 feeds the
   first linear layer, chunk i+1 joins the shared class embedding (class first,
   as upstream) to condition every BN of block i.
+
+  shared_embedding=False is BigGAN-PyTorch's G_shared=False (its default, and
+  what scripts/launch_cifar_ema.sh trains): no shared table; every
+  conditional BN looks the class up in its own gain and bias tables
+  (layers.ConditionalBatchNorm), and z (not hierarchical) feeds only the
+  first linear layer.
   """
   resolution: int = 128
   ch: int = 96
@@ -81,6 +90,7 @@ class Generator(nn.Module):
   shared_dim: int = 128
   num_classes: int = 1000
   hierarchical_z: bool = True
+  shared_embedding: bool = True
   attn: Sequence[int] = (64,)
   bn_eps: float = 1e-5
   output_bn_eps: float = 1e-5
@@ -101,21 +111,27 @@ class Generator(nn.Module):
 
   def embed_classes(self, y: Array) -> Array:
     """The shared class embedding of `y` (for class interpolation)."""
+    if not self.shared_embedding:
+      raise ValueError(NO_SHARED_EMBEDDING)
     return jnp.take(self.variables['params']['shared']['embedding'], y, axis=0)
 
   @nn.compact
   def __call__(self, z: Array, y: Array | None = None, *, train: bool,
                y_embed: Array | None = None) -> Array:
     """`y` are class ids; or pass `y_embed` (e.g. interpolated embeddings)."""
-    y_embed = layers.SharedEmbedding(self.num_classes, self.shared_dim, self.weight_init,
-                                     name='shared')(y, y_embed)
     sn = dict(weight_init=self.weight_init, sn_eps=self.sn_eps, sn_iters=self.sn_iters)
     conv = functools.partial(layers.SNConv, dtype=self.dtype, **sn)
-    bn = functools.partial(layers.ConditionalBatchNorm, self.bn_eps,
-                           self.bn_momentum, **sn)
+    bn = functools.partial(layers.ConditionalBatchNorm, self.bn_eps, self.bn_momentum,
+                           num_classes=0 if self.shared_embedding else self.num_classes, **sn)
     in_mult, out_mult = G_CHANNELS[self.resolution]
     num_blocks = len(in_mult)
-    y_embed = y_embed.astype(jnp.float32)
+    if not self.shared_embedding:
+      if y_embed is not None or self.hierarchical_z:
+        raise ValueError(NO_SHARED_EMBEDDING)
+      y_embed = y  # class ids, looked up by every BN.
+    else:
+      y_embed = layers.SharedEmbedding(self.num_classes, self.shared_dim, self.weight_init,
+                                       name='shared')(y, y_embed).astype(jnp.float32)
     if self.hierarchical_z:
       k = self.z_chunk_size
       zs = [z[:, i * k:(i + 1) * k] for i in range(num_blocks + 1)]

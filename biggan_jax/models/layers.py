@@ -223,7 +223,10 @@ class ConditionalBatchNorm(nn.Module):
   """ccbn: gain = 1 + W_g c, bias = W_b c, with W_g, W_b SN linears (no bias).
 
   `c` is the conditioning vector: the shared class embedding, concatenated
-  with this block's z chunk under hierarchical latents (Sec. 3).
+  with this block's z chunk under hierarchical latents (Sec. 3). With
+  `num_classes` > 0 (BigGAN-PyTorch's G_shared=False) `c` are class ids and
+  W_g, W_b are this BN's own (num_classes, C) tables, plain nn.Embedding
+  upstream: no SN.
   """
   eps: float = 1e-5
   momentum: float = 0.1
@@ -231,15 +234,22 @@ class ConditionalBatchNorm(nn.Module):
   sn_eps: float = 1e-6
   sn_iters: int = 1
   dtype: Dtype = jnp.float32
+  num_classes: int = 0
 
   @nn.compact
   def __call__(self, x: Array, c: Array, train: bool) -> Array:
     ch = x.shape[-1]
-    linear = functools.partial(SNDense, ch, use_bias=False, weight_init=self.weight_init,
-                               sn_eps=self.sn_eps, sn_iters=self.sn_iters,
-                               dtype=jnp.float32)
-    gain = 1.0 + linear(name='gain')(c, train)
-    bias = linear(name='bias')(c, train)
+    if self.num_classes:
+      table = functools.partial(nn.Embed, self.num_classes, ch,
+                                embedding_init=kernel_init(self.weight_init))
+      gain = 1.0 + table(name='gain')(c)
+      bias = table(name='bias')(c)
+    else:
+      linear = functools.partial(SNDense, ch, use_bias=False, weight_init=self.weight_init,
+                                 sn_eps=self.sn_eps, sn_iters=self.sn_iters,
+                                 dtype=jnp.float32)
+      gain = 1.0 + linear(name='gain')(c, train)
+      bias = linear(name='bias')(c, train)
     h = BatchStats(self.eps, self.momentum, name='stats')(x, train)
     gain = gain[:, None, None, :].astype(h.dtype)
     bias = bias[:, None, None, :].astype(h.dtype)

@@ -1,9 +1,12 @@
 """biggan_jax is BigGAN, numerically: the author's tiny G and D, loaded through
 the checkpoint mapping, reproduce every output, state update and loss.
 
-Fixture: tests/testdata/biggan_pytorch_tiny64_f64.npz (BigGAN-PyTorch @98459431,
-G_ch=D_ch=4, resolution 64, hier, attention G 32 / D 16, float64; its keys are
-listed in tests/testdata/README.md). We run in float32: tolerance rel 1e-4.
+Fixtures (BigGAN-PyTorch @98459431, float64, made by its own modules; keys in
+tests/testdata/README.md), each run in float32 with tolerance rel 1e-4:
+- tiny64: BigGAN.py, G_ch=D_ch=4, resolution 64, hier, attention G 32 / D 16;
+- unshared32: BigGAN.py with G_shared=False, hier=False (per-BN class tables),
+  resolution 32, as scripts/launch_cifar_ema.sh trains it;
+- deep64: BigGANdeep.py, G_ch=D_ch=8, depth 2, resolution 64, attention 32.
 """
 
 
@@ -17,7 +20,7 @@ from biggan_jax.training import losses
 from biggan_jax.convert import biggan_pytorch as bp
 from paths import TESTDATA
 
-DATA = TESTDATA / 'biggan_pytorch_tiny64_f64.npz'
+FIXTURES = ('tiny64', 'unshared32', 'deep64')
 RTOL = 1e-4
 
 
@@ -31,9 +34,9 @@ def nchw(a):
   return np.asarray(a).transpose(0, 3, 1, 2)
 
 
-@pytest.fixture(scope='module')
-def ref():
-  d = np.load(DATA)
+@pytest.fixture(scope='module', params=FIXTURES)
+def ref(request):
+  d = np.load(TESTDATA / f'biggan_pytorch_{request.param}_f64.npz')
   cfg = eval(str(d['config']), {})  # a dict literal written by the fixture script
   m = bp.model_config_from_pytorch(cfg)
   G, D = models.create_generator(m), models.create_discriminator(m)
@@ -42,12 +45,12 @@ def ref():
   x = jnp.asarray(d['x_nchw'].transpose(0, 2, 3, 1), jnp.float32)
   sd = lambda p: {k[len(p) + 1:]: d[k] for k in d.files if k.startswith(p + '/')}
   g_exp, d_exp = bp.expected_variables(G, z, y), bp.expected_variables(D, x, y)
+  to_g = lambda p: bp.to_variables(sd(p), g_exp, generator=True, model=m)
+  to_d = lambda p: bp.to_variables(sd(p), d_exp, generator=False, model=m)
   return dict(
-      d=d, G=G, D=D, z=z, y=y, x=x,
-      g_init=bp.to_variables(sd('G_init'), g_exp, generator=True),
-      d_init=bp.to_variables(sd('D_init'), d_exp, generator=False),
-      g_after=bp.to_variables(sd('G_after_train_fwd'), g_exp, generator=True),
-      d_after=bp.to_variables(sd('D_after_train_fwd'), d_exp, generator=False))
+      name=request.param, d=d, m=m, G=G, D=D, z=z, y=y, x=x,
+      g_init=to_g('G_init'), d_init=to_d('D_init'),
+      g_after=to_g('G_after_train_fwd'), d_after=to_d('D_after_train_fwd'))
 
 
 @pytest.fixture(scope='module')
@@ -65,9 +68,38 @@ def train_pass(ref):
 
 
 def test_model_config_from_fixture(ref):
-  assert ref['G'].resolution == 64 and ref['G'].ch == 4 and ref['G'].dim_z == 20
-  assert ref['G'].z_chunk_size == 4 and tuple(ref['G'].attn) == (32,)
-  assert tuple(ref['D'].attn) == (16,)
+  G, D, m = ref['G'], ref['D'], ref['m']
+  if ref['name'] == 'tiny64':
+    assert G.resolution == 64 and G.ch == 4 and G.dim_z == 20
+    assert G.z_chunk_size == 4 and tuple(G.attn) == (32,)
+    assert tuple(D.attn) == (16,)
+  elif ref['name'] == 'unshared32':
+    assert (m.family, G.resolution, G.ch, G.dim_z, G.num_classes) == ('biggan', 32, 8, 16, 10)
+    assert not G.shared_embedding and not G.hierarchical_z and G.attn == D.attn == ()
+    block = ref['g_init']['params']['block0']['bn1']
+    assert block['gain']['embedding'].shape == (10, 32)
+    assert 'bn1' not in ref['g_init']['spectral']['block0']  # the class tables have no SN
+    assert 'shared' not in ref['g_init']['params']
+  else:
+    assert (m.family, m.g_depth, m.d_depth, G.resolution, G.ch, G.dim_z, G.shared_dim) == (
+        'biggan_deep', 2, 2, 64, 8, 24, 8)
+    assert tuple(G.attn) == tuple(D.attn) == (32,)
+    assert {'attn2', 'block3_1'} <= set(ref['g_init']['params'])
+    assert {'attn0', 'block0_1', 'input_conv'} <= set(ref['d_init']['params'])
+
+
+def test_deep_columns_are_permuted_to_z_first(ref):
+  """Upstream's deep c is [shared(y) (8), z (24)]: our rows [z, y] are its columns
+  [8:] then [:8], and the permutation leaves u (output side) as it is."""
+  if ref['name'] != 'deep64':
+    pytest.skip('BigGANdeep.py only')
+  d = ref['d']
+  w = d['G_init/blocks.0.0.bn1.gain.weight']  # (C, 8 + 24)
+  ours = ref['g_init']['params']['block0_0']['bn1']['gain']['kernel']
+  np.testing.assert_array_equal(ours, np.concatenate([w[:, 8:], w[:, :8]], 1).T.astype(
+      np.float32))
+  np.testing.assert_array_equal(ref['g_init']['spectral']['block0_0']['bn1']['gain']['sn']['u'],
+                                d['G_init/blocks.0.0.bn1.gain.u0'].astype(np.float32))
 
 
 def test_generator_train_output(ref, train_pass):
@@ -110,6 +142,8 @@ def test_eval_mode_outputs(ref):
 
 
 def test_mismatched_config_is_one_clear_error(ref):
+  if ref['name'] != 'tiny64':
+    pytest.skip('one fixture is enough')
   m = bp.model_config_from_pytorch(eval(str(ref['d']['config']), {}))
   m.ch = 8
   G = models.create_generator(m)

@@ -170,6 +170,10 @@ def _truncate(tmp_path, weights, name):
     ('truncated_state_dict', ['state_dict.pth', 'is the file complete']),
     ('wrong_config', ['shape']),
     ('missing_input', ['no such directory']),
+    ('narrow_attention', ['G_attn=32: its attention gets 4 channels (G_ch=1 x 4)',
+                          '>= 8 channels only']),
+    ('unknown_model', ["unsupported BigGAN-PyTorch options: model='BigGANv3'"]),
+    ('unshared_hier', ['G_shared=False with hier']),
 ])
 def test_bad_input_is_one_line(case, needles, weights, ref, tmp_path, capsys):
   source, folder = 'biggan-pytorch', weights
@@ -193,10 +197,38 @@ def test_bad_input_is_one_line(case, needles, weights, ref, tmp_path, capsys):
     folder = write_weights_folder(tmp_path / 'wide', ref, G_ch=8)
   elif case == 'missing_input':
     folder = tmp_path / 'nowhere'
+  elif case == 'narrow_attention':  # upstream builds it: its theta/phi convs are empty.
+    folder = write_weights_folder(tmp_path / 'narrow', ref, G_ch=1)
+  elif case == 'unknown_model':
+    folder = write_weights_folder(tmp_path / 'v3', ref, model='BigGANv3')
+  elif case == 'unshared_hier':
+    folder = write_weights_folder(tmp_path / 'unshared_hier', ref, G_shared=False)
   out = tmp_path / 'out'
   assert convert(f'--source={source}', f'--input={folder}', f'--output={out}') == 2
   one_error_line(capsys, *needles)
   assert not out.exists()
+
+
+@pytest.mark.parametrize('name', ['unshared32', 'deep64'])
+def test_other_families_convert_and_sample(name, tmp_path):
+  """G_shared=False (launch_cifar_ema.sh's model) and BigGANdeep.py: converted by the
+  CLI from a weights folder, then sampled with the fixture's z and labels."""
+  ref = np.load(TESTDATA / f'biggan_pytorch_{name}_f64.npz')
+  weights = write_weights_folder(tmp_path / 'run', ref)
+  out = tmp_path / name
+  assert convert('--source=biggan-pytorch', f'--input={weights}', f'--output={out}') == 0
+  meta = checkpoint_dir.read_meta(out)
+  assert meta['model']['family'] == ('biggan_deep' if name == 'deep64' else 'biggan')
+  assert meta['model']['shared_embedding'] == (name == 'deep64')
+  sampler = load_generator(out)
+  images = sampler.sample(ref['y'], z=ref['z'])
+  err = rel_err(images, ref['G_eval_out_nchw'].transpose(0, 2, 3, 1))
+  print(f'{name}: converted G vs upstream eval-mode output, rel err {err:.1e}')
+  assert err < RTOL
+  assert meta['has_discriminator']  # its numbers: test_biggan_pytorch.py, for both fixtures.
+  if name == 'unshared32':
+    with pytest.raises(ValueError, match='no shared class embedding'):
+      sampler.interpolate_classes(ref['z'][0], 0, 1, steps=3)
 
 
 def test_bad_tfhub_input_from_the_command_line(tmp_path):
