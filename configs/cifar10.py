@@ -1,9 +1,10 @@
-"""BigGAN on CIFAR-10 (32x32), following BigGAN-PyTorch's scripts/launch_cifar_ema.sh.
+"""BigGAN on CIFAR-10 (32x32): BigGAN-PyTorch's scripts/launch_cifar_ema.sh, flag for flag.
 
     python -m biggan_jax.main --config=configs/cifar10.py --workdir=runs/cifar10
 
-With FID/IS every 5,000 steps (and the best-FID checkpoint kept in
-runs/cifar10/best_fid), against the training set's Inception statistics:
+With FID (and IS, given pytorch-fid's weights) every 5,000 steps, as the
+script's --test_every 5000, and the best-FID checkpoint kept in
+runs/cifar10/best_fid, against the training set's Inception statistics:
 
     python -m biggan_jax.fid --save_stats=cifar10_train.npz DATA_FOLDER
     python -m biggan_jax.main --config=configs/cifar10.py --workdir=runs/cifar10 \
@@ -11,16 +12,29 @@ runs/cifar10/best_fid), against the training set's Inception statistics:
 
 Hardware: one GPU (the upstream script uses two with DataParallel).
 
-Upstream values: batch 50, 4 D steps per G step, lr G 2e-4 / D 2e-4, N(0, 0.02)
-init, no attention, no orthogonal regularisation, EMA from iteration 1000,
-500 epochs, and the train.py defaults for the rest (G_ch = D_ch = 64,
-dim_z 128, no hierarchical z, Adam eps 1e-8, SN eps 1e-8, no augmentation).
-500 epochs of 50,000 images at 50 x 4 images per G step is 125,000 G steps.
+The script's flags, each set here: --batch_size 50, --num_D_steps 4,
+--G_lr 2e-4 --D_lr 2e-4, --G_ortho 0.0, --G_attn 0 --D_attn 0, --G_init N02
+--D_init N02, --ema --use_ema --ema_start 1000, --num_epochs 500 (50,000
+images at 50 x 4 per G step: 125,000 G steps), --save_every 2000
+(checkpoint_every), --seed 0, no --augment (no flip), --shuffle (our streams
+are shuffled); and train.py's defaults for the rest: the BigGAN model with
+G_ch = D_ch = 64, dim_z 128, no --G_shared (every conditional BN holds its own
+class tables: model.shared_embedding=False) and no --hier, Adam (0, 0.999)
+eps 1e-8, BN eps 1e-5, SN eps 1e-8, EMA decay 0.9999, one SN power step.
+G has upstream's 4,304,387 parameters, D 4,207,361.
 
-One difference: upstream runs this without a shared embedding (G_shared off:
-every conditional BN holds its own class embedding); biggan_jax's G always
-conditions through the shared embedding, here of size 128 (= dim_z, which is
-what upstream's shared_dim 0 means), so G has a few more parameters.
+What cannot match, and why:
+- --parallel runs nn.DataParallel over 2 GPUs without cross-replica BN, so
+  each replica's G normalises over its half-batch of 25; biggan_jax's BN
+  statistics are over the whole (sharded) batch of 50 on any device count.
+- Upstream evaluates G_ema in train mode (no --G_eval_mode: batch statistics
+  of each sampled batch) with 50,000 images (num_inception_images), keeps the
+  5 best checkpoints by IS (--which_best IS, --num_best_copies 5) and 2
+  rotating copies; biggan_jax samples the EMA G in eval mode with standing
+  statistics, eval_num_samples images per eval, and keeps one best by FID
+  (checkpoints/best_fid.py) beside max_to_keep=3 rotating checkpoints.
+- Upstream's training-time IS/FID use torchvision's Inception (its
+  "PYTORCH UNOFFICIAL" scores); biggan_jax's use the TF Inception of the FID.
 
 The paper reports no CIFAR-10 numbers for this script. CIFAR FIDs depend on
 the protocol (Inception weights, sample count, reference split); see
@@ -37,8 +51,8 @@ def get_config():
   m.num_classes = 10
   m.ch = 64                   # d_ch follows.
   m.dim_z = 128
-  m.shared_dim = 128
-  m.hierarchical_z = False
+  m.shared_embedding = False  # no --G_shared.
+  m.hierarchical_z = False    # no --hier.
   m.g_attn = ''
   m.d_attn = ''
   m.init = 'N02'

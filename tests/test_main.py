@@ -63,6 +63,7 @@ PAPER_COUNTS = {
     'imagenet256.py': (82_097_604, 99_225_890),
     'imagenet512.py': (82_296_804, None),
     'imagenet128_deep.py': (50_244_484, 34_590_210),
+    'cifar10.py': (4_304_387, 4_207_361),  # launch_cifar_ema.sh: G_shared off, no hier.
 }
 
 

@@ -1,4 +1,4 @@
-"""TF-Hub BigGAN-deep modules -> biggan_jax variables.
+"""TF-Hub BigGAN-deep modules -> biggan_jax variables (the original BigGAN modules: tfhub_v1.py).
 
     python -m biggan_jax.convert --source=tfhub --input=MODULE_DIR --output=DIR
 
@@ -33,6 +33,7 @@ import numpy as np
 
 from biggan_jax.convert import biggan_pytorch
 from biggan_jax.convert import huggingface
+from biggan_jax.convert import tfhub_v1
 
 ConversionError = biggan_pytorch.ConversionError
 GRAPH = 'saved_model.pb'
@@ -173,8 +174,9 @@ def architecture(tf_vars: dict[str, np.ndarray]) -> dict[str, Any]:
   if not any(n.startswith('Generator/') for n in tf_vars):
     raise ConversionError(f'{VARIABLES}: no Generator/ variables; not a TF-Hub BigGAN module')
   if not any(re.match(r'Generator/GBlock(_\d+)?/conv3/', n) for n in tf_vars):
-    raise ConversionError('TF-Hub BigGAN (non-deep) modules are not supported yet; '
-                          'BigGAN-deep modules are')
+    raise ConversionError(f'{VARIABLES}: neither a TF-Hub BigGAN-deep module (GBlock*/conv3) '
+                          'nor a BigGAN one (Generator/G_Z/G_linear, GBlock*/HyperBN): not a '
+                          'module biggan_jax knows (deepmind/biggan-[deep-]128/256/512)')
   blocks = {int(m.group(1) or 0) for m in map(_GBLOCK.match, tf_vars) if m}
   n = len(blocks)
   if blocks != set(range(n)) or n not in RESOLUTIONS:
@@ -279,10 +281,13 @@ def _check_folder(folder: pathlib.Path) -> None:
 
 
 def convert_folder(folder) -> tuple[dict, dict, None]:
-  """A TF-Hub BigGAN-deep module folder -> (meta, G variables incl. the table, None)."""
+  """A TF-Hub BigGAN-deep module folder -> (meta, G variables incl. the table, None);
+  an original BigGAN module's: tfhub_v1.convert."""
   folder = pathlib.Path(folder)
   _check_folder(folder)
   tf_vars = read_variables(folder)
+  if tfhub_v1.is_v1(tf_vars):
+    return tfhub_v1.convert(tf_vars, str(folder))
   cfg = architecture(tf_vars)
   num_blocks = len(cfg['layers'])
   tables = read_bn_tables(folder, 4 * num_blocks + 1)

@@ -239,3 +239,34 @@ def test_init_from_a_huggingface_conversion(tmp_path):
   for field in ('g_state', 'ema_state'):
     assert_trees_equal(getattr(state, field), g_state)
   assert_trees_equal(state.d_params, fresh.d_params)  # no D in DIR
+
+
+def test_fine_tune_a_g_shared_false_conversion(tmp_path):
+  """BigGAN-PyTorch's G_shared=False model (launch_cifar_ema.sh's), converted from the
+  unshared32 fixture: --init_from loads its per-BN class tables, and one training
+  step moves them (and nothing breaks for a G without a shared embedding)."""
+  from biggan_jax.convert import biggan_pytorch as bp
+  from paths import TESTDATA
+  ref = np.load(TESTDATA / 'biggan_pytorch_unshared32_f64.npz')
+  m = bp.model_config_from_pytorch(eval(str(ref['config']), {}))
+  G, D = models.create_generator(m), models.create_discriminator(m)
+  z, y = jnp.zeros((1, m.dim_z)), jnp.zeros((1,), jnp.int32)
+  x = jnp.zeros((1, m.resolution, m.resolution, 3))
+  sd = lambda p: {k[len(p) + 1:]: ref[k] for k in ref.files if k.startswith(p + '/')}
+  g_vars = bp.to_variables(sd('G_after_train_fwd'), bp.expected_variables(G, z, y),
+                           generator=True, model=m)
+  d_vars = bp.to_variables(sd('D_after_train_fwd'), bp.expected_variables(D, x, y),
+                           generator=False, model=m)
+  source = tmp_path / 'converted'
+  checkpoint_dir.save(source, {'source': 'biggan-pytorch', 'model': m.to_dict(),
+                               'truncation_convention': 'paper'}, g_vars, d_vars)
+  config = tiny_config(total_steps=1)
+  config.model.update(m.to_dict())
+  with pytest.raises(init_from.InitFromError, match=r'model.shared_embedding \(False there'):
+    init_from.check(tiny_config(total_steps=1), source, tmp_path / 'other')
+  state = loop.train_and_evaluate(config, str(tmp_path / 'run'), init_from=str(source))
+  assert int(state.step) == 1
+  table = lambda params: np.asarray(params['block1']['bn2']['bias']['embedding'])
+  before = table(g_vars['params'])
+  change = np.abs(table(jax.device_get(state.g_params)) - before).max()
+  assert before.shape == (10, 32) and 0 < change < 1e-2  # one Adam step of lr 5e-5

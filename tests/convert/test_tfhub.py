@@ -29,6 +29,7 @@ pytest.importorskip('pytorch_pretrained_biggan')
 tf = pytest.importorskip('tensorflow')
 import hf_fixture
 from cli_checks import one_error_line
+from tfhub_fixture import write_variables
 
 EPS = 1e-4
 
@@ -62,20 +63,6 @@ def tfhub_module(seed: int = 0):
          for k in range(4)] + [model.generator.bn]
   tables = [t.numpy().copy() for bn in bns for t in (bn.running_means, bn.running_vars)]
   return model.eval(), variables, tables
-
-
-def write_variables(folder: pathlib.Path, variables: dict, prefix: str = '') -> None:
-  """variables/variables.{index,data-*} with exactly these names, as a hub module has."""
-  (folder / 'variables').mkdir(parents=True, exist_ok=True)
-  graph = tf.Graph()
-  with graph.as_default():
-    var_list = {prefix + name: tf.compat.v1.Variable(value, name=f'v{i}')
-                for i, (name, value) in enumerate(variables.items())}
-    saver = tf.compat.v1.train.Saver(var_list=var_list)
-    with tf.compat.v1.Session(graph=graph) as sess:
-      sess.run(tf.compat.v1.global_variables_initializer())
-      saver.save(sess, str(folder / 'variables' / 'variables'), write_meta_graph=False,
-                 write_state=False)
 
 
 def write_graph(folder: pathlib.Path, tables: list, stacks: bool = True) -> None:
@@ -201,8 +188,8 @@ def test_module_prefix_is_dropped(module, tmp_path):
 
 @pytest.mark.parametrize('case, source, needles', [
     ('no_variables', 'tfhub', ['no variables/variables.index', 'TF-Hub module']),
-    ('non_deep', 'tfhub', ['TF-Hub BigGAN (non-deep) modules are not supported yet; '
-                           'BigGAN-deep modules are']),
+    ('non_deep', 'tfhub', ['neither a TF-Hub BigGAN-deep module (GBlock*/conv3) nor a BigGAN '
+                           'one', 'not a module biggan_jax knows']),
     ('no_stacks', 'tfhub', ['saved_model.pb', 'holds no BN statistics tables where expected',
                             'stack_1: no such node', '--source=huggingface']),
     ('stats_width', 'tfhub', ['BN statistics of Generator/GBlock/BatchNorm (stack_1, stack_3) '
