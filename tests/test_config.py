@@ -108,6 +108,11 @@ INVALID = {
                                                              '--config.augment']),
     'ada_target': (lambda c: (_set('augment', 'translation')(c), _set('ada_target', 1.0)(c),
                               _set('augment_adaptive', True)(c)), ['ada_target=1.0', '(0, 1)']),
+    'unshared_with_hierarchical_z': (_set('model.shared_embedding', False),
+                                     ['model.shared_embedding=False', 'hierarchical_z=False']),
+    'unshared_deep': (lambda c: (_deep(32)(c), _set('model.hierarchical_z', False)(c),
+                                 _set('model.shared_embedding', False)(c)),
+                      ['model.shared_embedding=False', "model.family='biggan'"]),
 }
 
 
