@@ -168,7 +168,8 @@ def _run_truncation_sweep(sampler, paths) -> str:
   analysis.plot_truncation_curve(rows, paths[1])
   best = min(rows, key=lambda r: r['fid'])
   tau = 'none' if best['truncation'] is None else f"{best['truncation']:g}"
-  note = '' if extractor.has_logits else '\n' + inception.no_logits_note(extractor.weights)
+  note = ('' if getattr(extractor, 'has_logits', True)
+          else '\n' + inception.no_logits_note(extractor.weights))
   return (f'wrote {paths[0]} and {paths[1]}: {len(rows)} thresholds, best FID '
           f'{best["fid"]:.4g} at τ={tau}{note}')
 

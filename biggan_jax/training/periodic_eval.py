@@ -25,7 +25,7 @@ def load_eval_reference(config):
     extractor = protocol.make_extractor(config.eval_weights, config.eval_batch_size)
   except ValueError as e:
     raise evaluation.EvaluationError(f'eval_weights: {e}') from None
-  if not extractor.has_logits and jax.process_index() == 0:
+  if not getattr(extractor, 'has_logits', True) and jax.process_index() == 0:
     print(inception.no_logits_note(extractor.weights), flush=True)
   return ref, extractor
 
