@@ -119,20 +119,29 @@ def _matching_config_files(wanted: dict, family: str, discriminator: bool) -> li
   return found
 
 
-def check_architecture(config, source: Source) -> None:
-  """Raises InitFromError naming every shape field where config.model and DIR differ."""
-  family = source.model.get('family', 'biggan')
-  theirs = _shape_fields(source.model, family, source.has_discriminator)
-  ours = _shape_fields(config.model, family, source.has_discriminator)  # the same keys
+def architecture_difference(config, model: dict, has_discriminator: bool) -> str | None:
+  """Where config.model cannot hold the weights of `model` (another run's config.model):
+  'in model.ch (4 there, 8 here); add --config.model.ch=4', or None when every
+  shape field agrees. Also used when a run resumes its workdir (checkpoints/resume.py)."""
+  family = model.get('family', 'biggan')
+  theirs = _shape_fields(model, family, has_discriminator)
+  ours = _shape_fields(config.model, family, has_discriminator)  # the same keys
   differ = [k for k in theirs if ours[k] != theirs[k]]
   if not differ:
-    return
+    return None
   listed = ', '.join(f'model.{k} ({theirs[k]!r} there, {ours[k]!r} here)' for k in differ)
   overrides = ' '.join(f'--config.model.{k}={shlex.quote(str(theirs[k]))}' for k in differ)
-  files = _matching_config_files(theirs, family, source.has_discriminator)
+  files = _matching_config_files(theirs, family, has_discriminator)
   fix = f'use --config={files[0]} or add {overrides}' if files else f'add {overrides}'
-  raise InitFromError(f'--init_from={source.path}: its model differs from the config\'s '
-                      f'in {listed}; {fix}')
+  return f'in {listed}; {fix}'
+
+
+def check_architecture(config, source: Source) -> None:
+  """Raises InitFromError naming every shape field where config.model and DIR differ."""
+  difference = architecture_difference(config, source.model, source.has_discriminator)
+  if difference:
+    raise InitFromError(f'--init_from={source.path}: its model differs from the config\'s '
+                        f'{difference}')
 
 
 # ---------------------------------------------------------------------------
