@@ -58,6 +58,18 @@ def weight_matrices(params: Any, exclude: Sequence[str] = ()) -> dict[str, Array
   return out
 
 
+def map_weight_matrices(fn, params: Any, exclude: Sequence[str] = ()) -> Any:
+  """`params` with each weight matrix W of `weight_matrices` replaced by fn(name, W),
+  fn taking and returning the (out, in) view; other leaves are kept."""
+  def visit(path, leaf):
+    name = '/'.join(_key_name(k) for k in path)
+    if jnp.ndim(leaf) < 2 or any(e in name for e in exclude):
+      return leaf
+    new = fn(name, matrix_view(name, leaf))
+    return new if name.rsplit('/', 1)[-1] == 'embedding' else new.T.reshape(leaf.shape)
+  return jax.tree_util.tree_map_with_path(visit, params)
+
+
 def _offdiag_gram_sq(w: Array) -> Array:
   """‖WWᵀ ⊙ (1 − I)‖²_F for W (out, in), without forming an out×out matrix
   when out > in: ‖WWᵀ‖²_F = ‖WᵀW‖²_F, so it equals ‖WᵀW‖²_F − Σᵢ ‖wᵢ‖⁴.

@@ -48,8 +48,9 @@ def _normalize(v: Array) -> Array:
   return v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(v.dtype).tiny)
 
 
-def _lanczos_eigvals(matvec, n: int, num_iters: int, key: Array) -> Array:
-  """Ritz values (ascending) of the PSD operator `matvec` on R^n."""
+def _krylov(matvec, n: int, num_iters: int, key: Array) -> tuple[Array, Array]:
+  """(Q, QᵀAQ): the Krylov basis (num_iters, n) of the PSD operator `matvec` on R^n
+  and the operator projected on it."""
   start_key, restart_key = jax.random.split(key)
   q0 = _normalize(jax.random.normal(start_key, (n,), jnp.float32))
   restarts = jax.random.normal(restart_key, (num_iters, n), jnp.float32)
@@ -71,7 +72,19 @@ def _lanczos_eigvals(matvec, n: int, num_iters: int, key: Array) -> Array:
   basis, images, _ = jax.lax.fori_loop(
       0, num_iters, step, (basis, images, jnp.zeros((), jnp.float32)))
   h = jnp.matmul(basis[:num_iters], images.T, precision=_HI)
-  return jnp.linalg.eigvalsh(0.5 * (h + h.T))
+  return basis[:num_iters], 0.5 * (h + h.T)
+
+
+def _lanczos_eigvals(matvec, n: int, num_iters: int, key: Array) -> Array:
+  """Ritz values (ascending) of the PSD operator `matvec` on R^n."""
+  return jnp.linalg.eigvalsh(_krylov(matvec, n, num_iters, key)[1])
+
+
+def _gram_matvec(w: Array):
+  """v -> WWᵀv or WᵀWv, on the smaller side of W."""
+  if w.shape[0] <= w.shape[1]:
+    return lambda v: jnp.matmul(w, jnp.matmul(v, w, precision=_HI), precision=_HI)
+  return lambda v: jnp.matmul(jnp.matmul(w, v, precision=_HI), w, precision=_HI)
 
 
 def top_singular_values(w_mat: Array, k: int = 3, num_iters: int = NUM_ITERS) -> Array:
@@ -92,13 +105,47 @@ def top_singular_values(w_mat: Array, k: int = 3, num_iters: int = NUM_ITERS) ->
   if small <= max(num_iters, 3 * k):
     s = jnp.linalg.svd(w, compute_uv=False)[:k]
   else:
-    if rows <= cols:
-      matvec = lambda v: jnp.matmul(w, jnp.matmul(v, w, precision=_HI), precision=_HI)
-    else:
-      matvec = lambda v: jnp.matmul(jnp.matmul(w, v, precision=_HI), w, precision=_HI)
-    eig = _lanczos_eigvals(matvec, small, num_iters, jax.random.key(0))
+    eig = _lanczos_eigvals(_gram_matvec(w), small, num_iters, jax.random.key(0))
     s = jnp.sqrt(jnp.maximum(eig[::-1][:k], 0.0))
   return jnp.pad(s, (0, k - s.shape[0]))
+
+
+def top_singular_pair(w_mat: Array, num_iters: int = NUM_ITERS):
+  """(σ0, σ1, u0, v0) of w_mat (2-D): the top two singular values and the top
+  singular vectors, W v0 = σ0 u0, for the σ0 remedies (training/sigma_remedies.py).
+
+  The same Lanczos run (or exact SVD for thin matrices) as
+  `top_singular_values`; the top Ritz vector gives the singular vector on the
+  small side, the other side is W (or Wᵀ) applied to it, and σ0 is then
+  recomputed as |Wᵀu0|, so that u0ᵀ W v0 = σ0 holds for the returned vectors
+  exactly (what the clamp W − (σ0 − σ_clamp) u0 v0ᵀ relies on). Vectors are
+  float32 and carry no gradient.
+  """
+  w = jax.lax.stop_gradient(w_mat).astype(jnp.float32)
+  rows, cols = w.shape
+  small = min(rows, cols)
+  tiny = jnp.finfo(jnp.float32).tiny
+  if small <= max(num_iters, 6):
+    u, s, vt = jnp.linalg.svd(w, full_matrices=False)
+    s1 = s[1] if s.shape[0] > 1 else jnp.zeros((), jnp.float32)
+    return s[0], s1, u[:, 0], vt[0]
+  basis, h = _krylov(_gram_matvec(w), small, num_iters, jax.random.key(0))
+  eig, vecs = jnp.linalg.eigh(h)
+  x = _normalize(jnp.matmul(vecs[:, -1], basis, precision=_HI))
+  s1 = jnp.sqrt(jnp.maximum(eig[-2], 0.0))
+  if rows <= cols:     # x is u0 (the Gram was WWᵀ)
+    u0 = x
+    wtu = jnp.matmul(u0, w, precision=_HI)
+    s0 = jnp.linalg.norm(wtu)
+    return s0, s1, u0, wtu / jnp.maximum(s0, tiny)
+  v0 = x               # the Gram was WᵀW
+  wv = jnp.matmul(w, v0, precision=_HI)
+  s0 = jnp.linalg.norm(wv)
+  u0 = wv / jnp.maximum(s0, tiny)
+  # σ0 as |Wᵀu0| for this u0, as in the other branch.
+  wtu = jnp.matmul(u0, w, precision=_HI)
+  s0 = jnp.linalg.norm(wtu)
+  return s0, s1, u0, wtu / jnp.maximum(s0, tiny)
 
 
 def track(params: Any, k: int = 3, exclude: Sequence[str] = (),

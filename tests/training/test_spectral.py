@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from biggan_jax.training import spectral
 
@@ -85,3 +86,26 @@ def test_track_inside_cond_under_jit():
 
   _check(maybe_track(params, 200)['linear/kernel'], _svd3(w))
   np.testing.assert_array_equal(maybe_track(params, 201)['linear/kernel'], np.zeros(3))
+
+
+_pair = jax.jit(spectral.top_singular_pair)
+
+
+def _dense_pair(w):
+  u, s, vt = np.linalg.svd(np.asarray(w, np.float64), full_matrices=False)
+  return s[0], s[1], u[:, 0], vt[0]
+
+
+@pytest.mark.parametrize('shape', [(64, 576), (576, 64), (30, 200), (200, 30)],
+                         ids=['lanczos_wide', 'lanczos_tall', 'svd_wide', 'svd_tall'])
+def test_top_singular_pair_matches_the_dense_svd(shape):
+  """σ0, σ1 and the top singular vectors (up to their common sign)."""
+  w = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+  s0, s1, u0, v0 = _pair(w)
+  r0, r1, ru, rv = _dense_pair(w)
+  np.testing.assert_allclose([s0, s1], [r0, r1], rtol=1e-5)
+  sign = np.sign(np.dot(u0, ru))
+  np.testing.assert_allclose(sign * np.asarray(u0), ru, atol=2e-5)
+  np.testing.assert_allclose(sign * np.asarray(v0), rv, atol=2e-5)
+  # σ0 is recomputed from the returned vectors, which the clamp relies on.
+  np.testing.assert_allclose(np.asarray(u0) @ w @ np.asarray(v0), s0, rtol=1e-6)
