@@ -7,7 +7,6 @@ are state, not parameters), which is how BigGAN-PyTorch and the paper's
 Table 1 count them.
 """
 
-import json
 import math
 import os
 import re
@@ -19,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from biggan_jax import models
+from biggan_jax.utils import files
 
 
 def _natural(name: str):
@@ -85,9 +85,7 @@ def summarize(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]
   """Prints the parameter table and writes `workdir`/summary.json."""
   summary = model_summary(config.model)
   print(format_table(summary))
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, 'summary.json')
-  with open(path, 'w') as f:
-    json.dump(summary, f, indent=2)
+  files.write_json(path, summary)  # atomically: a failure leaves no half file
   print(f'wrote {path}')
   return summary
