@@ -60,11 +60,18 @@ def _flag_error_message(error: Exception, argv: list[str]) -> str:
   """Names the flag behind a parse error; ml_collections' own text is multi-line or bare."""
   if isinstance(error, flags.Error):  # one line per bad flag already.
     return str(error)
-  for arg in argv:  # An override of a field the config does not have?
+  text = str(error).replace('\\', '')
+  for arg in argv:  # An override of a field the config does not have (at any depth)?
     path = arg.split('=', 1)[0][2:]
-    if path.startswith('config.') and f"'{path.rsplit('.', 1)[1]}'" in str(error).replace('\\', ''):
-      hint = re.search(r'Did you mean "([^"]+)"', str(error))
-      return f'--{path}: no such config field' + (f'; did you mean {hint[1]!r}?' if hint else '')
+    if not path.startswith('config.'):
+      continue
+    parts = path.split('.')[1:]
+    for i, part in enumerate(parts):
+      if f"'{part}'" in text:
+        hint = re.search(r'Did you mean "([^"]+)"', text)
+        field = '' if i == len(parts) - 1 else f" ('{part}')"
+        return (f'--{path}: no such config field{field}'
+                + (f'; did you mean {hint[1]!r}?' if hint else ''))
   config_arg = next((a for a in argv if a.startswith('--config=')), '--config')
   return f'{config_arg}: {type(error).__name__}: {_last_line(error)}'
 
