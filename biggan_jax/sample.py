@@ -294,6 +294,8 @@ def run() -> str:
     raise cli.UsageError(f'--outdir={FLAGS.outdir} is a file')
   truncation.check_truncation(FLAGS.truncation)
   sampler = checkpoints.load_generator(FLAGS.checkpoint)
+  for skipped in sampler.meta.get('skipped', ()):  # newer checkpoints that did not verify
+    print(f'warning: {skipped}', file=sys.stderr)
   if FLAGS.seeds is not None:
     y, seeds, rows = _seed_plan(sampler)
     names = _image_names(sampler, y, seeds)

@@ -309,3 +309,25 @@ def test_cli_seed_errors(workdir, tmp_path, capsys, monkeypatch, args, message):
   assert run_cli(f'--checkpoint={workdir}', *args) == 2
   one_error_line(capsys, message)
   assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corrupt_latest_checkpoint_is_skipped_with_a_warning(workdir, tmp_path, capsys):
+  """load_generator and sample verify the EMA G's checksums and walk back past a bad one."""
+  copy = tmp_path / 'run'
+  shutil.copytree(workdir, copy)
+  shutil.copytree(copy / 'checkpoints' / '1', copy / 'checkpoints' / '2')
+  data = max((p for p in (copy / 'checkpoints' / '2' / 'ema_generator').rglob('*')
+              if p.parent.name == 'd'), key=lambda p: p.stat().st_size)
+  raw = bytearray(data.read_bytes())
+  raw[len(raw) // 2] ^= 0x10
+  data.write_bytes(raw)
+  loaded = biggan_jax.load_generator(copy)
+  [skipped] = loaded.meta['skipped']
+  assert skipped.startswith('checkpoint 2 skipped: checkpoint 2: its ema_generator is not what '
+                            'was saved (checksum mismatch in 1 of ')
+  assert run_cli(f'--checkpoint={copy}', f'--output={tmp_path}/s.png', '--labels=0',
+                 '--num=2') == 0
+  err = capsys.readouterr().err
+  assert err.startswith('warning: checkpoint 2 skipped: ') and err.count('\n') == 1
+  with pytest.raises(biggan_jax.checkpoints.CheckpointError, match='checksum mismatch'):
+    biggan_jax.load_generator(copy / 'checkpoints' / '2')
