@@ -90,6 +90,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.ema_rampup = 0.0          # StyleGAN2-ADA's ramp-up (it uses 0.05): the half-life is at
                               # most ema_rampup x the images made so far; 0 = off.
   c.num_standing_stats = 16   # train-mode passes averaged for the EMA G's BN stats.
+  # The paper's σ0 remedies (Sec. 4.1, App. F; training/sigma_remedies.py), off by default.
+  c.sigma0_penalty = 0.0      # γ of γ Σ_W (σ0(W) − target)² in the loss; 0 = off.
+  c.sigma0_clamp = False      # after each update W ← W − max(0, σ0 − target) u0 v0ᵀ.
+  c.sigma0_target = 0.0       # σ_reg: a fixed target > 0; 0 = r·sg(σ1), r = sigma0_ratio.
+  c.sigma0_ratio = 2.0        # r: leaves orthogonal init (σ0 = σ1) alone (our choice).
+  c.sigma0_nets = 'G'         # where: 'G' (Sec. 4.1 is about G), 'D' or 'G,D'.
 
   # Loop.
   c.total_steps = 250_000
@@ -109,6 +115,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_heldout_split = ''   # e.g. 'test': log D's mean logit on training vs these held-out
                               # images at every eval (D overfitting, Sec. 4.2); '' = off.
   c.max_to_keep = 3
+  # The collapse guard (training/collapse_guard.py; README "Reliability" says how the
+  # defaults were calibrated): alarms on G's σ0 growth (Sec. 4.1) and D-loss jumps (4.2).
+  c.collapse_guard = g = ml_collections.ConfigDict()
+  g.remedy = 'warn'           # 'off', 'warn', 'stop', 'lower_lr' or 'raise_r1' (these two
+                              # roll back to the newest checkpoint before the alarm).
+  g.sigma0_growth = 8.0       # alarm: a G weight's σ0 grew > this many times ...
+  g.sigma0_window = 1_000     # ... within this many steps.
+  g.d_loss_jump = 1.0         # alarm: D loss > its running median + this ...
+  g.d_loss_window = 20        # ... the median of this many logged values ...
+  g.patience = 2              # ... at this many logging steps in a row.
+  g.start = 2_000             # no alarm before this step (early training moves fast).
+  g.lr_factor = 0.5           # lower_lr: lr_g and lr_d times this.
+  g.r1_gamma_factor = 10.0    # raise_r1: R1 on, or r1_gamma times this if it is on.
+  g.max_rollbacks = 3         # then stop.
   c.num_sample_rows = 8       # sample sheet: rows x columns.
   c.truncations = ''          # e.g. '0.25_0.5_1_2': at the end write truncation.png, the
                               # same z at each truncation threshold (Sec. 3.1); '' = none.
@@ -283,11 +303,63 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(str(e)) from None
   _check_evaluation(config)
   _check_stylegan2_options(config)
+  _check_loop(config)
+  _check_sigma0_remedies(config)
   try:
     truncation_thresholds(config)
   except ValueError:
     raise ConfigError(f"truncations={config.truncations!r}: give thresholds > 0 joined "
                       "by '_', e.g. '0.25_0.5_1_2' ('' for none)") from None
+
+
+def _check_loop(config) -> None:
+  """Steps, cadences and checkpoint settings: a bad one fails before anything is built."""
+  _check_int('seed', config.seed, 0)
+  _check_int('total_steps', config.total_steps, 1)
+  for key in ('log_every', 'sv_every', 'checkpoint_every', 'num_sample_rows',
+              'num_standing_stats', 'max_to_keep'):
+    _check_int(key, config[key], 1)
+  _check_int('sample_every', config.sample_every, 0)
+  _check_int('ema_start', config.ema_start, 0)
+  g = config.collapse_guard
+  _check_choice('collapse_guard.remedy', g.remedy, _guard_remedies())
+  _check_number('collapse_guard.sigma0_growth', g.sigma0_growth, '> 0')
+  if g.sigma0_growth <= 1:
+    raise ConfigError(f'collapse_guard.sigma0_growth={g.sigma0_growth!r}: must be > 1 '
+                      '(a growth factor within sigma0_window steps)')
+  _check_int('collapse_guard.sigma0_window', g.sigma0_window, 1)
+  _check_number('collapse_guard.d_loss_jump', g.d_loss_jump, '> 0')
+  _check_int('collapse_guard.d_loss_window', g.d_loss_window, 2)
+  _check_int('collapse_guard.patience', g.patience, 1)
+  _check_int('collapse_guard.start', g.start, 0)
+  _check_int('collapse_guard.max_rollbacks', g.max_rollbacks, 0)
+  if not (_is_number(g.lr_factor) and 0 < g.lr_factor < 1):
+    raise ConfigError(f'collapse_guard.lr_factor={g.lr_factor!r}: must be a number in (0, 1)')
+  if not (_is_number(g.r1_gamma_factor) and g.r1_gamma_factor > 1):
+    raise ConfigError(f'collapse_guard.r1_gamma_factor={g.r1_gamma_factor!r}: must be a '
+                      'number > 1')
+  if g.remedy in ('lower_lr', 'raise_r1') and config.max_to_keep < 2:
+    raise ConfigError(
+        f'max_to_keep={config.max_to_keep}: collapse_guard.remedy={g.remedy!r} rolls back '
+        'to a checkpoint from before the alarm, so keep at least 2 (--config.max_to_keep=3)')
+
+
+def _guard_remedies():
+  from biggan_jax.training import collapse_guard
+  return collapse_guard.REMEDIES
+
+
+def _check_sigma0_remedies(config) -> None:
+  _check_number('sigma0_penalty', config.sigma0_penalty, '>= 0')
+  if not isinstance(config.sigma0_clamp, bool):
+    raise ConfigError(f'sigma0_clamp={config.sigma0_clamp!r}: must be True or False')
+  _check_number('sigma0_target', config.sigma0_target, '>= 0')
+  if not (_is_number(config.sigma0_ratio) and config.sigma0_ratio >= 1):
+    raise ConfigError(f'sigma0_ratio={config.sigma0_ratio!r}: must be a number >= 1 '
+                      '(σ0 cannot go below σ1)')
+  nets = [n.strip() for n in str(config.sigma0_nets).split(',')]
+  if not nets or any(n not in ('G', 'D') for n in nets):
+    raise ConfigError(f"sigma0_nets={config.sigma0_nets!r}: must be 'G', 'D' or 'G,D'")
 
 
 def _check_evaluation(config) -> None:

@@ -113,6 +113,24 @@ INVALID = {
     'unshared_deep': (lambda c: (_deep(32)(c), _set('model.hierarchical_z', False)(c),
                                  _set('model.shared_embedding', False)(c)),
                       ['model.shared_embedding=False', "model.family='biggan'"]),
+    # Loop fields: each of these used to run (or crash after compiling) instead.
+    'total_steps': (_set('total_steps', 0), ['total_steps=0', 'positive']),
+    'checkpoint_every': (_set('checkpoint_every', 0), ['checkpoint_every=0', 'positive']),
+    'max_to_keep': (_set('max_to_keep', 0), ['max_to_keep=0', 'positive']),
+    'log_every': (_set('log_every', -1), ['log_every=-1', 'positive']),
+    'sv_every': (_set('sv_every', 0), ['sv_every=0', 'positive']),
+    'sample_every': (_set('sample_every', -2), ['sample_every=-2', '>= 0']),
+    'num_standing_stats': (_set('num_standing_stats', 0), ['num_standing_stats=0']),
+    'guard_remedy': (_set('collapse_guard.remedy', 'pray'),
+                     ["collapse_guard.remedy='pray'", "'lower_lr'"]),
+    'guard_growth': (_set('collapse_guard.sigma0_growth', 1.0),
+                     ['collapse_guard.sigma0_growth=1.0', '> 1']),
+    'guard_rollback_needs_2': (lambda c: (_set('collapse_guard.remedy', 'lower_lr')(c),
+                                          _set('max_to_keep', 1)(c)),
+                               ['max_to_keep=1', "remedy='lower_lr'", 'at least 2']),
+    'sigma0_ratio': (_set('sigma0_ratio', 0.5), ['sigma0_ratio=0.5', '>= 1']),
+    'sigma0_nets': (_set('sigma0_nets', 'E'), ["sigma0_nets='E'", "'G,D'"]),
+    'sigma0_penalty': (_set('sigma0_penalty', -1.0), ['sigma0_penalty=-1.0', '>= 0']),
 }
 
 

@@ -36,6 +36,8 @@ def test_summary_mode_writes_parameter_counts(tmp_path):
      'model.resolution=100'),
     (['--config=configs/tiny.py', '--config.model.chh=8', '--mode=summary'],
      "--config.model.chh: no such config field; did you mean 'ch'?"),
+    (['--config=configs/tiny.py', '--config.modle.ch=8', '--mode=summary'],
+     "--config.modle.ch: no such config field ('modle'); did you mean 'model'?"),
     (['--config=configs/tiny.py', '--config.model.ch=wide', '--mode=summary'],
      '--config.model.ch=wide'),
     (['--config=configs/no_such_config.py', '--mode=summary'], 'configs/no_such_config.py'),
@@ -45,7 +47,7 @@ def test_summary_mode_writes_parameter_counts(tmp_path):
      'go together'),
     (['--config=configs/imagenet128.py', '--mode=train', '--config.dataset.name=nope'],
      "dataset.name='nope'"),
-], ids=['bad_value', 'unknown_key', 'bad_type', 'missing_file', 'not_python', 'no_config',
+], ids=['bad_value', 'unknown_key', 'unknown_nested_key', 'bad_type', 'missing_file', 'not_python', 'no_config',
         'partial_multihost_flags', 'unreadable_dataset'])
 def test_bad_input_is_one_line_on_stderr(args, expected, tmp_path):
   result = run_main(f'--workdir={tmp_path}', *args)
@@ -92,3 +94,54 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, capsys):
   assert 'devices: 8 x cpu' in out and 'the run would train steps 1-4' in out
   assert out.rstrip().endswith('dry run: nothing was created')
   assert not workdir.exists()
+
+
+# --------------------------------------------- faults that stop a run before it builds
+
+def run_in_process(capsys, *args):
+  """main.main in this process (no compile happens: each case stops before the model)."""
+  from biggan_jax import main
+  code = main.main(['main', '--config=configs/tiny.py', *args])
+  return code, capsys.readouterr().err
+
+
+def test_a_second_run_on_a_live_workdir_names_the_holder(tmp_path, capsys, monkeypatch):
+  import socket
+  monkeypatch.chdir(REPO)
+  (tmp_path / 'lock.json').write_text(json.dumps(
+      {'host': socket.gethostname(), 'pid': os.getppid(), 'start': 0,
+       'heartbeat': __import__('time').time(), 'token': 'x'}))
+  code, err = run_in_process(capsys, f'--workdir={tmp_path}')
+  assert code == 2 and err.count('\n') == 1 and err.startswith('error: ')
+  assert f'is in use by another run: pid {os.getppid()} on {socket.gethostname()}' in err
+
+
+def test_resuming_another_architecture_is_one_line(tmp_path, capsys, monkeypatch):
+  import jax.numpy as jnp
+  from biggan_jax.checkpoints import training as checkpoint
+  monkeypatch.chdir(REPO)
+  model = load_config(REPO / 'configs' / 'tiny.py').model
+  model.ch = 8  # a ch 8 run's workdir, resumed with configs/tiny.py (ch 4)
+  mngr = checkpoint.manager(tmp_path / 'checkpoints')
+  checkpoint.save(mngr, 2, {'w': jnp.zeros(2)}, {'w': jnp.zeros(2)},
+                  {'step': 2, 'kind': checkpoint.TRAIN_KIND, 'model': model.to_dict()})
+  mngr.wait_until_finished()
+  code, err = run_in_process(capsys, f'--workdir={tmp_path}')
+  assert code == 2 and err.count('\n') == 1
+  assert 'model.ch (8 there, 4 here)' in err and '--config.model.ch=8' in err
+
+
+def test_a_read_only_workdir_is_one_line(tmp_path, capsys, monkeypatch):
+  """What a read-only mount raises at the first write (the tests may run as root, for whom
+  permissions do not stop writes)."""
+  import errno
+  from etils import epath
+  monkeypatch.chdir(REPO)
+
+  def read_only(self, *args, **kwargs):
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+  monkeypatch.setattr(type(epath.Path(str(tmp_path))), 'mkdir', read_only)
+  code, err = run_in_process(capsys, f'--workdir={tmp_path}/run')
+  assert code == 2 and err.count('\n') == 1
+  assert err == (f'error: cannot write {tmp_path}/run (workdir {tmp_path}/run): Read-only file '
+                 'system; checkpoints written before are kept\n')

@@ -10,10 +10,16 @@ leaves behind in its workdir:
   with eval_every: fid, is_mean, is_std, precision, recall... rows in
   metrics.jsonl, best_fid/<step>/{ema_generator,meta} (the lowest FID so far)
   and, with eval_heldout_split, d_train/d_heldout rows and d_overfit.png
+  lock.json while it runs; skipped_checkpoints/ and collapse_guard.jsonl when
+  a checkpoint could not be used or the collapse guard acted
+
+What it does about faults (README "Reliability"): training/faults.py checks
+every step's state for finiteness and agrees preemption across hosts,
+checkpoints/lock.py keeps a second run out, checkpoints/training.py walks
+back past checkpoints that do not restore, training/collapse_guard.py rolls
+back on the paper's signs of collapse.
 """
 
-import math
-import signal
 import time
 
 import jax
@@ -24,30 +30,19 @@ from etils import epath
 
 from biggan_jax import config as config_lib
 from biggan_jax import models, training
-from biggan_jax.checkpoints import best_fid, init_from as init_from_lib
+from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, resume
 from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.data import pipeline, sources
-from biggan_jax.training import console, ema, metrics_log, periodic_eval, plots, sharding
+from biggan_jax.training import collapse_guard, console, ema, faults, metrics_log
+from biggan_jax.training import periodic_eval, plots, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.training import step as train_step
-from biggan_jax.utils import extras
+from biggan_jax.utils import extras, files
 from biggan_jax.utils import images as images_lib
 
 
 class NonFiniteLossError(training.TrainingError):
-  """Training diverged; the last good checkpoint is kept as it is."""
-
-
-class _Preemption:
-  """Turns SIGTERM (TPU maintenance/preemption) into a flag the loop checks."""
-
-  def __init__(self):
-    self.requested = False
-    signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
+  """Training diverged: a step's state is not finite; the checkpoints on disk are all finite."""
 
 
 def _scalars(metrics, sv, step_time, config):
@@ -101,12 +96,24 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
 
   `init_from`: a new run's G, EMA G and D start from this converted checkpoint
   or training workdir (fine-tuning, checkpoints/init_from.py).
+  Everything that can be checked without building the model is checked
+  first: the dataset, the workdir's model against the config, its lock.
   """
-  started = time.time()
   workdir = epath.Path(workdir)
   sources.check(config)
-  workdir.mkdir(parents=True, exist_ok=True)
-  preemption = _Preemption()
+  resume.check(config, workdir)
+  with faults.disk_errors(workdir):
+    workdir.mkdir(parents=True, exist_ok=True)
+    preemption = faults.Preemption()
+    try:
+      with lock.hold(workdir):
+        return _train(config, workdir, init_from, preemption)
+    finally:
+      preemption.close()
+
+
+def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
+  started = time.time()
   # ---------------------------------------------------------------- mesh
   mesh = sharding.make_mesh()
   repl = sharding.replicated(mesh)
@@ -127,10 +134,13 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   # ------------------------------------------------------ load checkpoint
   mngr = checkpoint.manager(workdir / 'checkpoints',
                             max_to_keep=config.max_to_keep)
+  guard = collapse_guard.Guard(config, workdir)
   start = 0
-  if mngr.latest_step() is not None:
-    state, meta = checkpoint.restore_state(mngr, mngr.latest_step(), state)
+  restored = checkpoint.restore_newest(mngr, state)  # walks back past unusable ones
+  if restored is not None:
+    _, state, meta = restored
     start = int(meta['data_position'])
+    config = guard.resume(config, meta)
     logging.info('resumed from step %d', start)
     if init_from:
       logging.warning('--init_from=%s ignored: resuming this workdir', init_from)
@@ -140,14 +150,15 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
     console.already_trained(config, workdir, start, mngr.all_steps())
     return state
   if jax.process_index() == 0:
-    (workdir / 'config.json').write_text(config.to_json_best_effort(indent=2))
+    files.write_text(workdir / 'config.json', config.to_json_best_effort(indent=2))
 
   # ---------------------------------------------------------- update step
-  step_fn = jax.jit(
-      train_step.make_train_step(config, generator, discriminator,
+  make_step_fn = lambda c: jax.jit(  # rebuilt when the collapse guard changes the config
+      train_step.make_train_step(c, generator, discriminator,
                                  sharding.batch_sharding(mesh, 1)),
       in_shardings=(repl, sharding.batch_sharding(mesh, 2)),
       out_shardings=(repl, repl), donate_argnums=0)
+  step_fn = make_step_fn(config)
   ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
                    out_shardings=repl)
   sample_z, sample_y = fixed_sample_inputs(config)
@@ -158,17 +169,18 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   from clu import metric_writers
   writer = metric_writers.create_default_writer(str(workdir),
                                                 just_logging=jax.process_index() > 0)
-  jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl')
+  jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl', resume_step=start)
 
   stats_key = jax.random.PRNGKey(config.seed + 1)
 
   def checkpoint_meta(step):
     return {'step': step, 'data_position': step, 'model': config.model.to_dict(),
-            'kind': checkpoint.TRAIN_KIND}
+            'kind': checkpoint.TRAIN_KIND, **guard.meta()}
 
   def save(step):
     ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
-    checkpoint.save(mngr, step, state, ema_vars, checkpoint_meta(step))
+    with faults.checkpoint_errors(step, mngr):
+      checkpoint.save(mngr, step, state, ema_vars, checkpoint_meta(step))
     jsonl.flush()
     if jax.process_index() == 0:
       plots.plot_training(jsonl.path, workdir)
@@ -192,27 +204,63 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
     if best.maybe_save(step, sharding.agreed(scalars['fid']), ema_vars, meta):
       logging.info('step %d: best FID so far (%.3f), saved to best_fid/', step, best.fid)
 
+  # ------------------------------------------------- collapse guard rollback
+  def roll_back(alarm):
+    """To the newest checkpoint before `alarm`, with the remedy applied; the step to go on from."""
+    nonlocal state, config, step_fn, batches, next_batch
+    target = collapse_guard.rollback_step(mngr.all_steps(), alarm)
+    if target is None:
+      raise collapse_guard.CollapseError(
+          f'collapse guard: step {alarm.step}: {alarm.reason}; no checkpoint from step '
+          f'{alarm.last_healthy} or before to roll back to (checkpoints: {mngr.all_steps()}); '
+          'stopped')
+    for newer in [s for s in mngr.all_steps() if s > target]:
+      checkpoint.set_aside(mngr, newer, f'rolled back past at step {alarm.step}: {alarm.reason}')
+    target, state, _ = checkpoint.restore_newest(mngr, state)  # older if target is unusable
+    config = guard.rolled_back(config, alarm, target)
+    step_fn = make_step_fn(config)
+    monitor.reset()
+    jsonl.truncate(target)
+    batches = pipeline.create(config, target)
+    next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+    return target
+
   # ----------------------------------------------------------- train loop
   batches = pipeline.create(config, start)
   next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
   compile_seconds = console.compile_step(step_fn, state, next_batch)
   last_log, last_log_step = time.time(), start
-  for step in range(start + 1, config.total_steps + 1):
+  monitor = faults.StepMonitor(mesh)
+  steps = collapse_guard.Steps(start, config.total_steps)
+  for step in steps:
     batch, next_batch = next_batch, None
     state, metrics = step_fn(state, batch)
+    finite = metrics.pop('finite')
     if step < config.total_steps:  # prefetch: transfer the next batch during the step
       next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
-    preempted = preemption.requested  # read once: SIGTERM may land at any moment
-    is_last = step == config.total_steps or preempted
+    # The previous step's verdict (finite? any host preempted?), read one step late, and
+    # this step's on the steps that use their state anyway, before anything is written.
+    verdicts = [monitor.push(step, finite, preemption.requested)]
+    if faults.is_sync_step(step, config) or (verdicts[0] and verdicts[0].preempted):
+      verdicts.append(monitor.current())
+    verdicts = [v for v in verdicts if v is not None]
+    preempted = any(v.preempted for v in verdicts)
     tracked = step % config.sv_every == 0  # the step just tracked singular values
+    is_last = step == config.total_steps or preempted
+    bad = next((v.step for v in verdicts if not v.finite), None)
+    if bad is not None:
+      alarm = guard.non_finite(bad, best.step)
+      if alarm is None:
+        mngr.wait_until_finished()
+        raise NonFiniteLossError(
+            f'step {bad}: the new state is not finite; stopped without saving it; '
+            f'the newest checkpoint (step {mngr.latest_step()}) and all before it are finite')
+      steps.rewind(roll_back(alarm))
+      last_log, last_log_step = time.time(), steps.last
+      continue
     if (step % config.log_every == 0 or tracked or is_last
         or step % config.checkpoint_every == 0):
       metrics = jax.device_get(metrics)
-      if not all(math.isfinite(float(v)) for v in metrics.values()):
-        mngr.wait_until_finished()
-        raise NonFiniteLossError(
-            f'step {step}: non-finite loss {metrics}; stopped without saving, the last '
-            f'good checkpoint (step {mngr.latest_step()}) is kept')
       now = time.time()
       scalars = _scalars(metrics, jax.device_get(state.sv) if tracked else None,
                          (now - last_log) / (step - last_log_step), config)
@@ -220,6 +268,11 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
       writer.write_scalars(step, scalars)
       jsonl.write(step, scalars)
       console.progress(step, config.total_steps, scalars)
+      alarm = guard.observe(step, scalars, best.step)
+      if alarm is not None:
+        steps.rewind(roll_back(alarm))
+        last_log, last_log_step = time.time(), steps.last
+        continue
     if config.sample_every and (step % config.sample_every == 0 or is_last):
       images = sample_fn(ema_fn(state, jax.random.fold_in(stats_key, step)))
       if jax.process_index() == 0:
@@ -234,7 +287,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
       run_evaluation(step)
       last_log, last_log_step = time.time(), step
     if preempted:
-      logging.warning('SIGTERM: saved a checkpoint at step %d, exiting', step)
+      logging.warning('preempted: saved a checkpoint at step %d, exiting', step)
       break
   if config.truncations and state.step == config.total_steps:
     z, y = truncation_sheet_inputs(config)
@@ -243,7 +296,8 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
     if jax.process_index() == 0:
       images_lib.save_truncation_sheet(images, workdir / 'truncation.png',
                                        config_lib.truncation_thresholds(config))
-  mngr.wait_until_finished()
+  with faults.checkpoint_errors(mngr.latest_step(), mngr):
+    mngr.wait_until_finished()
   best.wait_until_finished()
   writer.flush()
   jsonl.flush()

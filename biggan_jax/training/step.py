@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from biggan_jax.training import augment, ema, losses, regularizers
+from biggan_jax.training import augment, ema, faults, losses, regularizers, sigma_remedies
 from biggan_jax.training import state as train_state
 
 G_STATE = ('batch_stats', 'spectral')
@@ -141,11 +141,14 @@ def make_train_step(config, generator, discriminator, latent_sharding):
                           r1_due=r1_due), state.d_params,
         (state.g_state, state.d_state),
         (batch_i['image'], batch_i['label'], z, y_fake, aug_keys(rng, acc_shape)))
+    grads = sigma_remedies.add_penalty(grads, state.d_params, config, 'D', metrics)
     updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
     metrics['d_grad_norm'] = optax.global_norm(grads)
     if config.r1 and config.r1_every > 1:
       metrics['r1_due'] = r1_due.astype(jnp.float32)
-    return state.replace(d_params=optax.apply_updates(state.d_params, updates),
+    d_params = sigma_remedies.after_update(optax.apply_updates(state.d_params, updates),
+                                           config, 'D')
+    return state.replace(d_params=d_params,
                          d_opt_state=d_opt_state, g_state=g_state, d_state=d_state), metrics
 
   def g_update(state, acc_shape, rng):
@@ -158,9 +161,12 @@ def make_train_step(config, generator, discriminator, latent_sharding):
         functools.partial(g_loss_fn, d_params=state.d_params, p=augment_p(state)),
         state.g_params,
         (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))
+    grads = sigma_remedies.add_penalty(grads, state.g_params, config, 'G', metrics)
     updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
     metrics['g_grad_norm'] = optax.global_norm(grads)
-    return state.replace(g_params=optax.apply_updates(state.g_params, updates),
+    g_params = sigma_remedies.after_update(optax.apply_updates(state.g_params, updates),
+                                           config, 'G')
+    return state.replace(g_params=g_params,
                          g_opt_state=g_opt_state, g_state=g_state, d_state=d_state), metrics
 
   def track_sv(state):
@@ -195,6 +201,8 @@ def make_train_step(config, generator, discriminator, latent_sharding):
       metrics['r1'] /= jnp.maximum(metrics.pop('r1_due'), 1 / config.num_d_steps)
     if p is not None:
       metrics['augment_p'] = p
+    # One flag for the loop (training/faults.py): no non-finite state is ever saved.
+    metrics['finite'] = faults.all_finite((state, metrics))
     return state, metrics
 
   return train_step

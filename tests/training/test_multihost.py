@@ -1,10 +1,15 @@
-"""Multi-host training equals single-host training.
+"""Multi-host training equals single-host training, and preemption is agreed by all hosts.
 
 Two processes with 2 CPU devices each (jax.distributed over localhost, as on a
 pod: each process feeds its own rows of the batch, `sharding.host_to_global`
 assembles them) train configs/tiny.py for 2 steps; one process with 4 devices
 does the same. Same global batch, same mesh size, so the losses, the EMA
 generator and the full train state must agree up to float32 reduction order.
+
+The two-host run is asked for far more steps, and only process 1 gets SIGTERM,
+before its first step: the flag reaches every host through the step verdict
+(training/faults.py), so both save step 2 together and exit 0, which is what
+the single-host run trains to.
 
 The three trainings run as subprocesses at the same time (about 4 minutes on 2
 CPU cores), once for the module.
@@ -13,6 +18,7 @@ CPU cores), once for the module.
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -57,9 +63,10 @@ def _tail(path, lines=30) -> str:
   return ''.join(pathlib.Path(path).read_text(errors='replace').splitlines(True)[-lines:])
 
 
-def _run_all(jobs):
+def _run_all(jobs, signal_when=None):
   """Starts every (argv, env, log) job at once; all must exit 0 within TIMEOUT_S.
 
+  `signal_when`: (job index, text): SIGTERM goes to that job once its log holds the text.
   On a failure or timeout every job still running is killed (its whole process
   group), so no trainer outlives the test.
   """
@@ -71,13 +78,16 @@ def _run_all(jobs):
                                       stderr=subprocess.STDOUT, start_new_session=True))
     deadline = time.monotonic() + TIMEOUT_S
     while any(p.poll() is None for p in procs):
+      if signal_when and signal_when[1] in pathlib.Path(jobs[signal_when[0]][2]).read_text():
+        procs[signal_when[0]].send_signal(signal.SIGTERM)
+        signal_when = None
       failed = [(p, log) for p, (_, _, log) in zip(procs, jobs) if p.poll() not in (None, 0)]
       if failed:
         p, log = failed[0]
         pytest.fail(f'{" ".join(p.args[2:])} exited {p.returncode}:\n{_tail(log)}')
       if time.monotonic() > deadline:
         pytest.fail(f'training did not finish within {TIMEOUT_S} s:\n{_tail(jobs[0][2])}')
-      time.sleep(1)
+      time.sleep(0.1)
     for p, (_, _, log) in zip(procs, jobs):
       assert p.returncode == 0, f'{" ".join(p.args[2:])} exited {p.returncode}:\n{_tail(log)}'
   finally:
@@ -93,13 +103,22 @@ def workdirs(tmp_path_factory):
   multi, single = root / 'two_hosts', root / 'one_host'
   main = [sys.executable, '-m', 'biggan_jax.main', *TRAIN_FLAGS]
   address = f'127.0.0.1:{_free_port()}'
-  jobs = [([*main, f'--workdir={multi}', f'--coordinator_address={address}',
+  # Preempted long before its end; steps 1 and 2 are the only ones it logs, samples or
+  # saves without the signal, so the flag is read one step late, at step 2.
+  preempted = [flag.replace(f'total_steps={TOTAL_STEPS}', 'total_steps=1000').replace(
+      'log_every=1', 'log_every=2') for flag in main]
+  jobs = [([*preempted, f'--workdir={multi}', f'--coordinator_address={address}',
             '--num_processes=2', f'--process_id={i}'], _env(2), root / f'host{i}.log')
           for i in range(2)]
   jobs.append(([*main, f'--workdir={single}'], _env(4), root / 'single.log'))
-  _run_all(jobs)
+  _run_all(jobs, signal_when=(1, 'mesh: 4 devices over 2 processes'))
   for i in range(2):  # It really was one job over 2 processes, not 2 single-host runs.
-    assert 'mesh: 4 devices over 2 processes' in (root / f'host{i}.log').read_text()
+    log = (root / f'host{i}.log').read_text()
+    assert 'mesh: 4 devices over 2 processes' in log
+    assert f'preempted: saved a checkpoint at step {TOTAL_STEPS}, exiting' in log, _tail(
+        root / f'host{i}.log')
+  assert ('SIGTERM: saving a checkpoint' in (root / 'host1.log').read_text()
+          and 'SIGTERM' not in (root / 'host0.log').read_text())
   return multi, single
 
 
@@ -160,6 +179,12 @@ def _is_bias_before_batchnorm(path) -> bool:
   names = [getattr(k, 'key', None) for k in path]
   return (len(names) == 3 and str(names[0]).startswith('block')
           and str(names[1]).startswith('conv') and names[2] == 'bias')
+
+
+def test_preempted_hosts_saved_the_same_step(workdirs):
+  multi, _ = workdirs
+  assert sorted(p.name for p in (multi / 'checkpoints').iterdir()) == [str(TOTAL_STEPS)]
+  assert not (multi / 'lock.json').exists()
 
 
 def test_losses_agree(workdirs):
