@@ -8,7 +8,7 @@
 
 `train` runs the training loop as `python -m biggan_jax.main` would (guard in
 'warn' mode, so it only logs), with sv_every 50 and log_every 10 unless
-overridden; `--spike_step` multiplies both learning rates by `--spike_factor`
+overridden (`--set model.resolution=16` overrides any other field); `--spike_step` multiplies both learning rates by `--spike_factor`
 for `--spike_len` steps from that step on (an optax schedule patched into
 training/state.py's `optimizers`): a divergence at a known step.
 
@@ -34,7 +34,15 @@ def train(args) -> None:
   from biggan_jax.training import loop
   from biggan_jax.training import state as train_state
 
+  import ast
   config = config_lib.from_file(args.config)
+  for item in args.set:
+    key, value = item.split('=', 1)
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      pass  # a string
+    config.update_from_flattened_dict({key: value})
   config.total_steps = args.steps
   config.sv_every, config.log_every = args.sv_every, args.log_every
   config.sample_every, config.checkpoint_every = 0, args.checkpoint_every
@@ -125,6 +133,7 @@ def main(argv) -> None:
   t.add_argument('--spike_step', type=int, default=0)
   t.add_argument('--spike_factor', type=float, default=100.0)
   t.add_argument('--spike_len', type=int, default=20)
+  t.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
   a = sub.add_parser('analyse')
   a.add_argument('workdirs', nargs='+')
   a.add_argument('--start', type=int, default=500)
