@@ -66,9 +66,14 @@ def main():
   ema = {'params': state.ema_params, **state.ema_state}
   n = sum(x.size for x in jax.tree.leaves(state))
   n_params = sum(x.size for x in jax.tree.leaves((state.g_params, state.d_params)))
+  device = f'{jax.devices()[0].device_kind} ({jax.devices()[0].platform})'
+  print(f'{device}: {args.config}, {n_params / 1e6:.1f}M parameters, {n / 1e6:.0f}M values '
+        f'in the state ({4 * n / 2**30:.2f} GiB)', flush=True)
   finite = jax.jit(faults.all_finite)
   t_sums = timed(lambda: (integrity.checksums(state), integrity.checksums(ema)), args.repeats)
+  print(f'checksums {t_sums:.2f} s', flush=True)  # each as it comes: a later step may run out of memory
   t_finite = timed(lambda: jax.block_until_ready(finite(state)), args.repeats)
+  print(f'all_finite {t_finite * 1e3:.0f} ms', flush=True)
   folder = tempfile.mkdtemp()
   try:
     step = [0]
@@ -80,14 +85,12 @@ def main():
       mngr.wait_until_finished()
       return mngr
     t_save = timed(save, args.repeats)
+    print(f'save {t_save:.1f} s', flush=True)
     mngr = checkpoint.manager(f'{folder}/c{step[0]}', read_only=True)
     t_restore = timed(lambda: jax.block_until_ready(checkpoint.restore_state(mngr, 1, state)),
                       args.repeats)
   finally:
     shutil.rmtree(folder)
-  device = f'{jax.devices()[0].device_kind} ({jax.devices()[0].platform})'
-  print(f'{device}: {args.config}, {n_params / 1e6:.1f}M parameters, {n / 1e6:.0f}M values '
-        f'in the state ({4 * n / 2**30:.2f} GiB)')
   print(f'| {device} | {t_sums:.2f} | {100 * t_sums / t_save:.1f} | {t_finite * 1e3:.0f} | '
         f'{t_save:.1f} | {t_restore:.1f} | {jax.__version__} |')
 
