@@ -231,8 +231,8 @@ def test_run_leaves_its_artefacts(resumed_runs):
 
 
 def test_corrupt_latest_checkpoint_walks_back_and_resumes_exactly(resumed_runs, tmp_path):
-  """One flipped byte in checkpoint 4's data: restored silently before checksums. Now the
-  run says so, sets 4 aside, resumes from 2 and reaches the uninterrupted run's state."""
+  """One flipped byte in checkpoint 4's data (restored silently before checksums, unless it
+  hits compressed data). Now the run says so, sets 4 aside, resumes from 2 and reaches the uninterrupted run's state."""
   straight, _, workdir = resumed_runs
   import shutil
   shutil.copytree(workdir, tmp_path / 'w')
@@ -249,7 +249,8 @@ def test_corrupt_latest_checkpoint_walks_back_and_resumes_exactly(resumed_runs, 
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert (tmp_path / 'w' / 'skipped_checkpoints' / '4' / 'state').is_dir()
   reason = json.loads((tmp_path / 'w' / 'skipped_checkpoints' / 'skipped.jsonl').read_text())
-  assert 'checksum mismatch' in reason['reason']
+  # Where the byte lands in compressed data, TensorStore's decompression fails first.
+  assert 'checksum mismatch' in reason['reason'] or 'Data corruption' in reason['reason']
   assert sorted(int(p.name) for p in (tmp_path / 'w' / 'checkpoints').iterdir()
                 if p.name.isdigit()) == [2, 4]
 
