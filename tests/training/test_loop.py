@@ -232,7 +232,8 @@ def test_run_leaves_its_artefacts(resumed_runs):
 
 def test_corrupt_latest_checkpoint_walks_back_and_resumes_exactly(resumed_runs, tmp_path):
   """One flipped byte in checkpoint 4's data (restored silently before checksums, unless it
-  hits compressed data). Now the run says so, sets 4 aside, resumes from 2 and reaches the uninterrupted run's state."""
+  hits compressed data). Now the run says so, sets 4 aside, resumes from 2 and reaches the
+  uninterrupted run's state."""
   straight, _, workdir = resumed_runs
   import shutil
   shutil.copytree(workdir, tmp_path / 'w')
