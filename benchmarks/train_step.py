@@ -3,10 +3,10 @@
     python benchmarks/train_step.py --config=configs/imagenet128.py --batch_size=16 \\
       --dtype=bfloat16 --steps=10 [--config.model.ch=32 ...] [--write]
 
-Builds the step exactly as train.py does (sharding.make_mesh; train_state.create
-under jit with out_shardings; train_step.make_train_step jitted with in/out
-shardings and donate_argnums=0; one data.fake.fake_batch put on the mesh
-once and reused) and measures:
+Builds the step exactly as training does, with training/setup.py's `build`
+(the mesh, the state layout, the jitted init and the jitted step with its
+in/out shardings and donate_argnums=0, as the loop and --mode=compile use
+them; one data.fake.fake_batch put on the mesh once and reused) and measures:
 - compile: seconds to lower and compile the jitted step (ahead of time);
 - GFLOP/it: XLA's cost analysis of the compiled step (an estimate: XLA counts a
   loop body once), and TFLOP/s = GFLOP/it / step / 1000, the rate achieved;
@@ -33,11 +33,9 @@ import jax
 from ml_collections import config_flags
 
 from biggan_jax import config as config_lib
-from biggan_jax import models
 from biggan_jax.data import fake
-from biggan_jax.training import sharding
+from biggan_jax.training import setup, sharding
 from biggan_jax.training import state as train_state
-from biggan_jax.training import step as train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, 'benchmarks', 'README.md')
@@ -78,25 +76,13 @@ def peak_memory_bytes():
 
 
 def build(config):
-  """(jitted step, state, batch) for `config`, laid out on the mesh as train.py does."""
+  """(jitted step, state, batch) for `config`, laid out on the mesh as training does."""
   config_lib.validate(config)
-  # ---------------------------------------------------------------- mesh
-  mesh = sharding.make_mesh()
-  repl = sharding.replicated(mesh)
-  # ------------------------------------------------- create model and state
-  generator = models.create_generator(config.model)
-  discriminator = models.create_discriminator(config.model)
-  state = jax.jit(lambda k: train_state.create(config, generator, discriminator, k),
-                  out_shardings=repl)(jax.random.PRNGKey(config.seed))
-  # ---------------------------------------------------------- update step
-  step_fn = jax.jit(
-      train_step.make_train_step(config, generator, discriminator,
-                                 sharding.batch_sharding(mesh, 1)),
-      in_shardings=(repl, sharding.batch_sharding(mesh, 2)),
-      out_shardings=(repl, repl), donate_argnums=0)
+  train = setup.build(config)
+  state = train.init(jax.random.PRNGKey(config.seed))
   batch = sharding.host_to_global(fake.fake_batch(config, 0, jax.process_index()),
-                                  mesh, batch_axis=2)
-  return step_fn, jax.block_until_ready(state), jax.block_until_ready(batch)
+                                  train.mesh, batch_axis=2)
+  return train.step, jax.block_until_ready(state), jax.block_until_ready(batch)
 
 
 def compile_step(step_fn, state, batch):

@@ -15,6 +15,8 @@ from biggan_jax.models import architectures
 from biggan_jax.models.architectures import FAMILIES, INITS, RESOLUTIONS
 
 DTYPES = ('float32', 'bfloat16')
+REMAT_POLICIES = ('none', 'nothing_saveable', 'dots_saveable')
+IMAGE_DTYPES = ('float32', 'uint8')
 RESIZE_METHODS = ('bilinear', 'bicubic', 'area')  # tf.image.resize, antialias=True.
 
 
@@ -52,11 +54,16 @@ def base_config() -> ml_collections.ConfigDict:
   m.sn_iters = 1              # num_G_SV_itrs / num_D_SV_itrs.
   m.init = 'ortho'            # G_init / D_init: 'ortho', 'N02' or 'xavier'.
   m.dtype = 'float32'         # compute dtype; params stay float32.
+  m.remat = 'none'            # recompute activations of each residual and attention block
+                              # in the backward pass (jax.checkpoint): 'none', or the
+                              # jax.checkpoint_policies name 'nothing_saveable' / 'dots_saveable'.
 
   # Optimisation.
   c.batch_size = 2048         # global batch of one update (all devices, all hosts).
   c.num_accumulations = 1     # micro-batches per update: batch_size/num_accumulations each.
   c.num_d_steps = 2           # D updates per G update.
+  c.fsdp = False              # shard G, D, their Adam states and the EMA G over the devices
+                              # (ZeRO/FSDP, training/sharding.py); False: replicated.
   c.lr_g = 5e-5
   c.lr_d = 2e-4
   c.b1_g = 0.0
@@ -147,6 +154,8 @@ def base_config() -> ml_collections.ConfigDict:
   # scikit-learn's digits written once as an image folder under data_dir
   # (None: ~/.cache/biggan_jax/digits), then read as 'image_folder'.
   c.dataset.resize_method = 'bilinear'  # antialiased, as PIL in BigGAN-PyTorch; 'bicubic', 'area'.
+  c.dataset.image_dtype = 'float32'  # host -> device: 'uint8' (rounded as PIL's images are,
+                                     # scaled to [-1, 1] on the device) moves a quarter of the bytes.
   return c
 
 
@@ -207,14 +216,22 @@ def _check_attention(key: str, spec: str, resolutions, widths: dict[int, int],
           f'set {ch_key} >= {-(-8 // widths[r])} or drop {r} from {key}')
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError (one line: key, value, what is allowed) for a config that cannot run."""
+def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) -> None:
+  """Raises ConfigError (one line: key, value, what is allowed) for a config that cannot run.
+
+  `num_devices`: the devices the batch splits over (default jax.device_count();
+  --mode=compile passes its TPU topology's).
+  """
   m = config.model
   _check_choice('model.family', m.family, FAMILIES)
   _check_choice('model.resolution', m.resolution, RESOLUTIONS[m.family],
                 f' for model.family={m.family!r}')
   _check_choice('model.init', m.init, INITS)
   _check_choice('model.dtype', m.dtype, DTYPES)
+  _check_choice('model.remat', m.remat, REMAT_POLICIES)
+  _check_choice('dataset.image_dtype', config.dataset.image_dtype, IMAGE_DTYPES)
+  if not isinstance(config.fsdp, bool):
+    raise ConfigError(f'fsdp={config.fsdp!r}: must be True or False')
   from biggan_jax.training import augment, losses  # JAX only once the flags are good.
   _check_choice('loss', config.loss, losses.LOSSES)
   for key in ('ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
@@ -260,14 +277,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(
         f'batch_size={config.batch_size}: must be divisible by '
         f'num_accumulations={config.num_accumulations}')
-  import jax  # Only here: counting devices initialises the backend.
-  devices = jax.device_count()
+  where = 'the topology'
+  if num_devices is None:
+    import jax  # Only here: counting devices initialises the backend.
+    num_devices = jax.device_count()
+    where = f'jax.device_count()={num_devices}'
+  devices = num_devices
   micro_batch = config.batch_size // config.num_accumulations
   if micro_batch % devices:
     raise ConfigError(
         f'batch_size={config.batch_size}: each of the num_accumulations='
         f'{config.num_accumulations} micro-batches holds {micro_batch} examples, which '
-        f'does not split over the {devices} devices (jax.device_count()={devices}); use '
+        f'does not split over the {devices} devices ({where}); use '
         f'a batch_size divisible by {config.num_accumulations * devices}')
 
   d = config.dataset

@@ -28,5 +28,7 @@ def fake_batch(config, step: int, process_index: int, process_count: int | None 
   images = 0.6 * hue * stripes[..., None] + 0.1 * rng.standard_normal((*shape, r, r, 3))
   n = layout.per_host_micro_batch(config, process_count)
   rows = slice(process_index * n, (process_index + 1) * n)
-  return {'image': np.clip(images[:, :, rows], -1, 1).astype(np.float32),
-          'label': labels[:, :, rows].astype(np.int32)}
+  images = np.clip(images[:, :, rows], -1, 1).astype(np.float32)
+  if config.dataset.get('image_dtype', 'float32') == 'uint8':  # as data/preprocess.py rounds
+    images = np.round((images + 1.0) * 127.5).astype(np.uint8)
+  return {'image': images, 'label': labels[:, :, rows].astype(np.int32)}

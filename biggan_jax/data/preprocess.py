@@ -40,13 +40,14 @@ def decode_and_crop(encoded):
 
 
 def preprocess(encoded, resolution: int, resize_method: str = 'bilinear',
-               flip_seed=None):
-  """Encoded image -> float32 (resolution, resolution, 3) in [-1, 1].
+               flip_seed=None, image_dtype: str = 'float32'):
+  """Encoded image -> float32 (resolution, resolution, 3) in [-1, 1], or uint8.
 
   Centre crop on the short side, antialiased resize (skipped when the crop is
   already resolution x resolution, so such images pass through exactly), a
   horizontal flip with probability 1/2 when `flip_seed` (a stateless [2] seed)
-  is given.
+  is given. image_dtype 'uint8': the resized pixels rounded to 0..255, as
+  PIL's resize leaves them upstream; the train step scales them on the device.
   """
   tf = import_tf()
   image = decode_and_crop(encoded)
@@ -58,6 +59,8 @@ def preprocess(encoded, resolution: int, resize_method: str = 'bilinear',
   image = tf.ensure_shape(image, [resolution, resolution, 3])
   if flip_seed is not None:
     image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+  if image_dtype == 'uint8':
+    return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
   return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
 
 
@@ -74,11 +77,13 @@ def preprocess_or_skip(config, read_file: bool):
 
   def load(ex):
     encoded = tf.io.read_file(ex['source']) if read_file else ex['encoded']
-    image = preprocess(encoded, r, method, ex['flip_seed'] if flip else None)
+    image = preprocess(encoded, r, method, ex['flip_seed'] if flip else None,
+                       config.dataset.image_dtype)
     return {'image': image, 'label': ex['label'], 'valid': True, 'source': ex['source']}
 
   def one(ex):
-    placeholder = {'image': tf.zeros([r, r, 3]), 'label': ex['label'], 'valid': False,
+    placeholder = {'image': tf.zeros([r, r, 3], config.dataset.image_dtype),
+                   'label': ex['label'], 'valid': False,
                    'source': ex['source']}
     good = tf.data.Dataset.from_tensors(ex).map(load).ignore_errors()
     return good.concatenate(tf.data.Dataset.from_tensors(placeholder)).take(1)

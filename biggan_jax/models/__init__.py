@@ -9,8 +9,9 @@ from biggan_jax.models import architectures
 
 def _common(m):
   import jax.numpy as jnp
+  # .get: model configs saved before remat existed.
   return dict(sn_eps=m.sn_eps, sn_iters=m.sn_iters, weight_init=m.init,
-              dtype=jnp.dtype(m.dtype))
+              dtype=jnp.dtype(m.dtype), remat=m.get('remat', 'none'))
 
 
 def create_generator(m):

@@ -100,6 +100,7 @@ class Generator(nn.Module):
   sn_iters: int = 1
   weight_init: str = 'ortho'
   dtype: Any = jnp.float32
+  remat: str = 'none'   # layers.remat policy for every GBlock and Attention.
 
   @property
   def num_slots(self) -> int:
@@ -142,10 +143,12 @@ class Generator(nn.Module):
     c0 = in_mult[0] * self.ch
     h = layers.SNDense(16 * c0, dtype=self.dtype, name='linear', **sn)(z, train)
     h = h.reshape(h.shape[0], 4, 4, c0)
+    block = layers.remat(GBlock, self.remat, 3)
+    attention = layers.remat(layers.Attention, self.remat, 2)
     for i, res in enumerate(g_block_resolutions(self.resolution)):
-      h = GBlock(out_mult[i] * self.ch, bn, conv, name=f'block{i}')(h, conds[i], train)
+      h = block(out_mult[i] * self.ch, bn, conv, name=f'block{i}')(h, conds[i], train)
       if res in self.attn:
-        h = layers.Attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
+        h = attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
     h = nn.relu(layers.BatchNorm(self.output_bn_eps, self.bn_momentum, name='output_bn')(
         h, train))
     h = conv(self.output_conv_channels, name='output_conv')(h, train)[..., :3]
@@ -191,6 +194,7 @@ class Discriminator(nn.Module):
   sn_iters: int = 1
   weight_init: str = 'ortho'
   dtype: Any = jnp.float32
+  remat: str = 'none'   # layers.remat policy for every DBlock and Attention.
 
   @nn.compact
   def __call__(self, x: Array, y: Array, *, train: bool) -> Array:
@@ -198,10 +202,12 @@ class Discriminator(nn.Module):
     conv = functools.partial(layers.SNConv, dtype=self.dtype, **sn)
     _, out_mult, down = D_CHANNELS[self.resolution]
     h = x.astype(self.dtype)
+    block = layers.remat(DBlock, self.remat, 2)
+    attention = layers.remat(layers.Attention, self.remat, 2)
     for i, res in enumerate(d_block_resolutions(self.resolution)):
-      h = DBlock(out_mult[i] * self.ch, down[i], i > 0, conv, name=f'block{i}')(h, train)
+      h = block(out_mult[i] * self.ch, down[i], i > 0, conv, name=f'block{i}')(h, train)
       if res in self.attn:
-        h = layers.Attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
+        h = attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
     h = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))
     out = layers.SNDense(1, name='linear', **sn)(h, train)[:, 0]
     embed = layers.SNEmbed(self.num_classes, h.shape[-1], name='embed', **sn)(y, train)

@@ -111,6 +111,7 @@ class Generator(nn.Module):
   sn_iters: int = 1
   weight_init: str = 'ortho'
   dtype: Any = jnp.float32
+  remat: str = 'none'   # layers.remat policy for every GBlock and Attention.
 
   def embed_classes(self, y: Array) -> Array:
     """The shared class embedding of `y` (for class interpolation)."""
@@ -131,13 +132,15 @@ class Generator(nn.Module):
     c0 = in_mult[0] * self.ch
     h = layers.SNDense(16 * c0, dtype=self.dtype, name='linear', **sn)(c, train)
     h = h.reshape(h.shape[0], 4, 4, c0)
+    block = layers.remat(GBlock, self.remat, 3)
+    attention = layers.remat(layers.Attention, self.remat, 2)
     for i, res in enumerate(g_stage_resolutions(self.resolution)):
       for j in range(self.depth):
         last = j == self.depth - 1
         out_ch = (out_mult[i] if last else in_mult[i]) * self.ch
-        h = GBlock(out_ch, last, bn, conv, name=f'block{i}_{j}')(h, c, train)
+        h = block(out_ch, last, bn, conv, name=f'block{i}_{j}')(h, c, train)
       if res in self.attn:
-        h = layers.Attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
+        h = attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
     h = nn.relu(layers.BatchNorm(self.output_bn_eps, self.bn_momentum, name='output_bn')(
         h, train))
     h = conv(self.output_conv_channels, name='output_conv')(h, train)[..., :3]
@@ -190,6 +193,7 @@ class Discriminator(nn.Module):
   sn_iters: int = 1
   weight_init: str = 'ortho'
   dtype: Any = jnp.float32
+  remat: str = 'none'   # layers.remat policy for every DBlock and Attention.
 
   @nn.compact
   def __call__(self, x: Array, y: Array, *, train: bool) -> Array:
@@ -197,12 +201,14 @@ class Discriminator(nn.Module):
     conv = functools.partial(layers.SNConv, dtype=self.dtype, **sn)
     in_mult, out_mult, down = D_CHANNELS[self.resolution]
     h = conv(in_mult[0] * self.ch, name='input_conv')(x.astype(self.dtype), train)
+    block = layers.remat(DBlock, self.remat, 2)
+    attention = layers.remat(layers.Attention, self.remat, 2)
     for i, res in enumerate(d_stage_resolutions(self.resolution)):
       for j in range(self.depth):
-        h = DBlock(out_mult[i] * self.ch, down[i] and j == 0, conv,
-                   name=f'block{i}_{j}')(h, train)
+        h = block(out_mult[i] * self.ch, down[i] and j == 0, conv,
+                  name=f'block{i}_{j}')(h, train)
       if res in self.attn:
-        h = layers.Attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
+        h = attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
     h = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))
     out = layers.SNDense(1, name='linear', **sn)(h, train)[:, 0]
     embed = layers.SNEmbed(self.num_classes, h.shape[-1], name='embed', **sn)(y, train)

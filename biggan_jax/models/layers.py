@@ -285,6 +285,19 @@ class Attention(nn.Module):
     return x + gamma.astype(o.dtype) * o
 
 
+def remat(block: type, policy: str, train_argnum: int) -> type:
+  """`block`, or `block` under jax.checkpoint (nn.remat) with the named
+  jax.checkpoint_policies `policy`: its activations are recomputed in the
+  backward pass instead of kept, trading FLOPs for memory. 'none' leaves it.
+  Parameter and state names do not change, so checkpoints load either way.
+  `train_argnum`: the bool `train` argument of __call__ (self is 0), static.
+  """
+  if policy == 'none':
+    return block
+  return nn.remat(block, policy=getattr(jax.checkpoint_policies, policy),
+                  static_argnums=(train_argnum,))
+
+
 def upsample_nearest(x: Array) -> Array:
   """F.interpolate(scale_factor=2), nearest."""
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)

@@ -29,14 +29,13 @@ from absl import logging
 from etils import epath
 
 from biggan_jax import config as config_lib
-from biggan_jax import models, training
+from biggan_jax import training
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, resume
 from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.data import pipeline, sources
 from biggan_jax.training import collapse_guard, console, ema, faults, metrics_log
-from biggan_jax.training import periodic_eval, plots, sharding
+from biggan_jax.training import periodic_eval, plots, setup, sharding
 from biggan_jax.training import state as train_state
-from biggan_jax.training import step as train_step
 from biggan_jax.utils import extras, files
 from biggan_jax.utils import images as images_lib
 
@@ -114,8 +113,9 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
 
 def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
   started = time.time()
-  # ---------------------------------------------------------------- mesh
-  mesh = sharding.make_mesh()
+  # ------------------------------- mesh, state layout, jitted init and step
+  train = setup.build(config)  # also what --mode=compile compiles (training/setup.py)
+  mesh, generator, discriminator = train.mesh, train.generator, train.discriminator
   repl = sharding.replicated(mesh)
   print(f'mesh: {jax.device_count()} devices over {jax.process_count()} processes', flush=True)
 
@@ -125,11 +125,8 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
     eval_ref, extractor = periodic_eval.load_eval_reference(config)
     overfit_batches = periodic_eval.d_overfit_batches(config, mesh)
 
-  # ------------------------------------------------- create model and state
-  generator = models.create_generator(config.model)
-  discriminator = models.create_discriminator(config.model)
-  state = jax.jit(lambda k: train_state.create(config, generator, discriminator, k),
-                  out_shardings=repl)(jax.random.PRNGKey(config.seed))
+  # ------------------------------------------------------------ create state
+  state = train.init(jax.random.PRNGKey(config.seed))
 
   # ------------------------------------------------------ load checkpoint
   mngr = checkpoint.manager(workdir / 'checkpoints',
@@ -153,12 +150,8 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
     files.write_text(workdir / 'config.json', config.to_json_best_effort(indent=2))
 
   # ---------------------------------------------------------- update step
-  make_step_fn = lambda c: jax.jit(  # rebuilt when the collapse guard changes the config
-      train_step.make_train_step(c, generator, discriminator,
-                                 sharding.batch_sharding(mesh, 1)),
-      in_shardings=(repl, sharding.batch_sharding(mesh, 2)),
-      out_shardings=(repl, repl), donate_argnums=0)
-  step_fn = make_step_fn(config)
+  step_fn = train.step
+  make_step_fn = lambda c: setup.build(c).step  # when the collapse guard changes the config
   ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
                    out_shardings=repl)
   sample_z, sample_y = fixed_sample_inputs(config)

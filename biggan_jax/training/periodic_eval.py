@@ -11,6 +11,7 @@ from biggan_jax.data import pipeline
 from biggan_jax.evaluation import inception, protocol, stats
 from biggan_jax.sampling import sampler as sampler_lib
 from biggan_jax.training import sharding
+from biggan_jax.training import step as train_step
 
 EVAL_KEYS = ('fid', 'is_mean', 'is_std', 'precision', 'recall', 'density', 'coverage')
 
@@ -63,7 +64,8 @@ def d_overfit_batches(config, mesh):
 
   def first_micro_batch(c, step):
     batch = next(pipeline.create(c, step))
-    return sharding.host_to_global((batch['image'][0, 0], batch['label'][0, 0]), mesh, 0)
+    images = train_step.to_float(batch['image'][0, 0])  # uint8 images: as the step scales them
+    return sharding.host_to_global((images, batch['label'][0, 0]), mesh, 0)
 
   heldout_step = config.total_steps + 1 if config.dataset.name == 'fake' else 0
   return first_micro_batch(config, 0), first_micro_batch(heldout, heldout_step)

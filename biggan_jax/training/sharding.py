@@ -1,12 +1,19 @@
 """The device mesh and how arrays are laid out on it.
 
-One 'data' axis over every device of every host: the batch is split over it
-and parameters are replicated (BigGAN's weights fit one device up to 512px).
+One 'data' axis over every device of every host: the batch is split over it.
+Parameters, Adam states and the EMA G are replicated, or with
+`config.fsdp` sharded over the same axis (ZeRO / FSDP: `ParamLayout`).
 """
+
+import math
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+# Leaves smaller than this stay replicated under FSDP: sharding them saves
+# little memory and costs a collective each (biases, BN gains, Adam's count).
+FSDP_MIN_SIZE = 2**14
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -21,6 +28,56 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh, batch_axis: int) -> NamedSharding:
   """Arrays whose axis `batch_axis` is the (global) batch."""
   return NamedSharding(mesh, P(*([None] * batch_axis), 'data'))
+
+
+def fsdp_spec(shape, num_devices: int) -> P:
+  """Shards the largest axis that `num_devices` divides; small or indivisible leaves stay
+  replicated (big_vision's 'fsdp' rule, sharding.py)."""
+  if num_devices == 1 or math.prod(shape) < FSDP_MIN_SIZE:
+    return P()
+  for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+    if shape[axis] % num_devices == 0:
+      return P(*([None] * axis), 'data')
+  return P()
+
+
+class ParamLayout:
+  """Where G's and D's weights, their Adam states and the EMA G live between steps.
+
+  Replicated (fsdp=False): every device holds all of them and the step is
+  BigGAN-PyTorch's data parallelism. fsdp=True: each is sharded over 'data'
+  (`fsdp_spec`); the step gathers the weights it computes with (`gather`,
+  an all-gather XLA schedules per use) and reduce-scatters gradients
+  (`scatter`), so the Adam update runs on each device's shard, as ZeRO
+  (Rajbhandari et al. 2020) and FSDP do.
+  """
+
+  PARTITIONED = ('g_params', 'g_opt_state', 'd_params', 'd_opt_state', 'ema_params')
+
+  def __init__(self, mesh: Mesh, fsdp: bool):
+    self.mesh, self.fsdp = mesh, fsdp
+
+  def leaf(self, x) -> NamedSharding:
+    spec = fsdp_spec(x.shape, self.mesh.size) if self.fsdp else P()
+    return NamedSharding(self.mesh, spec)
+
+  def state(self, state_shapes):
+    """NamedShardings for a TrainState (of arrays or ShapeDtypeStructs)."""
+    repl = replicated(self.mesh)
+    return state_shapes.replace(**{
+        f: jax.tree.map(self.leaf if f in self.PARTITIONED else (lambda _: repl),
+                        getattr(state_shapes, f))
+        for f in state_shapes.__dataclass_fields__})
+
+  def gather(self, params):
+    if not self.fsdp:
+      return params
+    return jax.lax.with_sharding_constraint(params, replicated(self.mesh))
+
+  def scatter(self, tree):
+    if not self.fsdp:
+      return tree
+    return jax.lax.with_sharding_constraint(tree, jax.tree.map(self.leaf, tree))
 
 
 def host_to_global(tree, mesh: Mesh, batch_axis: int):

@@ -68,9 +68,24 @@ def _when(due, fn):
   return jax.lax.cond(due, fn, lambda: jnp.zeros(out.shape, out.dtype))
 
 
-def make_train_step(config, generator, discriminator, latent_sharding):
-  """Returns `train_step(state, batch) -> (state, metrics)`, to be jitted."""
+def to_float(images):
+  """uint8 images (dataset.image_dtype='uint8': a quarter of the bytes host -> device)
+  to [-1, 1] on the device, as BigGAN-PyTorch's ToTensor + Normalize(0.5, 0.5);
+  float images pass through."""
+  if images.dtype != jnp.uint8:
+    return images
+  return images.astype(jnp.float32) / 127.5 - 1.0
+
+
+def make_train_step(config, generator, discriminator, latent_sharding, param_layout=None):
+  """Returns `train_step(state, batch) -> (state, metrics)`, to be jitted.
+
+  `param_layout` (training/sharding.py's ParamLayout; None: replicated) gathers
+  sharded weights for compute and reduce-scatters their gradients.
+  """
   m = config.model
+  gather = param_layout.gather if param_layout else (lambda t: t)
+  scatter = param_layout.scatter if param_layout else (lambda t: t)
   g_tx, d_tx = train_state.optimizers(config)
   sample = functools.partial(_sample_latents, dim_z=m.dim_z,
                              num_classes=m.num_classes, sharding=latent_sharding)
@@ -141,13 +156,14 @@ def make_train_step(config, generator, discriminator, latent_sharding):
                           r1_due=r1_due), state.d_params,
         (state.g_state, state.d_state),
         (batch_i['image'], batch_i['label'], z, y_fake, aug_keys(rng, acc_shape)))
+    grads = scatter(grads)
     grads = sigma_remedies.add_penalty(grads, state.d_params, config, 'D', metrics)
     updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
     metrics['d_grad_norm'] = optax.global_norm(grads)
     if config.r1 and config.r1_every > 1:
       metrics['r1_due'] = r1_due.astype(jnp.float32)
-    d_params = sigma_remedies.after_update(optax.apply_updates(state.d_params, updates),
-                                           config, 'D')
+    d_params = sigma_remedies.after_update(
+        gather(optax.apply_updates(state.d_params, updates)), config, 'D')
     return state.replace(d_params=d_params,
                          d_opt_state=d_opt_state, g_state=g_state, d_state=d_state), metrics
 
@@ -161,11 +177,12 @@ def make_train_step(config, generator, discriminator, latent_sharding):
         functools.partial(g_loss_fn, d_params=state.d_params, p=augment_p(state)),
         state.g_params,
         (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))
+    grads = scatter(grads)
     grads = sigma_remedies.add_penalty(grads, state.g_params, config, 'G', metrics)
     updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
     metrics['g_grad_norm'] = optax.global_norm(grads)
-    g_params = sigma_remedies.after_update(optax.apply_updates(state.g_params, updates),
-                                           config, 'G')
+    g_params = sigma_remedies.after_update(
+        gather(optax.apply_updates(state.g_params, updates)), config, 'G')
     return state.replace(g_params=g_params,
                          g_opt_state=g_opt_state, g_state=g_state, d_state=d_state), metrics
 
@@ -176,6 +193,8 @@ def make_train_step(config, generator, discriminator, latent_sharding):
         lambda: state.sv)
 
   def train_step(state, batch):
+    state = state.replace(g_params=gather(state.g_params), d_params=gather(state.d_params))
+    batch = dict(batch, image=to_float(batch['image']))
     rng = jax.random.fold_in(state.rng, state.step)
     d_keys = jax.random.split(rng, config.num_d_steps + 1)
     metrics = []

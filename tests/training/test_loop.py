@@ -21,7 +21,7 @@ from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.data import fake
 from biggan_jax.checkpoints import training as checkpoint
-from biggan_jax.training import ema, loop, sharding
+from biggan_jax.training import ema, loop, setup, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.training import step as train_step
 from paths import REPO
@@ -37,13 +37,9 @@ def run_steps(config, mesh, num_steps, states=None):
 
   With a list `states`, the state after every step is appended to it.
   """
-  G, D = models.create_generator(config.model), models.create_discriminator(config.model)
-  repl = sharding.replicated(mesh)
-  state = jax.jit(lambda k: train_state.create(config, G, D, k), out_shardings=repl)(
-      jax.random.PRNGKey(config.seed))
-  step_fn = jax.jit(
-      train_step.make_train_step(config, G, D, sharding.batch_sharding(mesh, 1)),
-      in_shardings=(repl, sharding.batch_sharding(mesh, 2)), out_shardings=(repl, repl))
+  train = setup.build(config, mesh.devices.ravel())  # the loop's own construction
+  state = train.init(jax.random.PRNGKey(config.seed))
+  step_fn = train.step
   history = []
   for i in range(num_steps):
     batch = sharding.host_to_global(fake.fake_batch(config, i, 0), mesh, 2)
