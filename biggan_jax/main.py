@@ -1,7 +1,9 @@
-"""Trains BigGAN, or summarises a config's model: flags and the config, then one call.
+"""Trains BigGAN, summarises a config's model, or compiles its step for a TPU slice.
 
     python -m biggan_jax.main --config=configs/tiny.py --workdir=runs/tiny [--mode=summary]
         [--dry_run] [--verbosity=info]
+    python -m biggan_jax.main --config=configs/imagenet128.py --workdir=DIR \
+      --mode=compile --topology=v4-8   # fits? est. speed; DIR/compile.json; pip install -e ".[tpu]"
 
 Every config field can be overridden on the command line, e.g.
 `--config.model.ch=64 --config.batch_size=256`. A bad flag, config file or
@@ -31,9 +33,12 @@ config_flags.DEFINE_config_file(
     flag_values=FLAGS)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, samples and summaries.',
                     flag_values=FLAGS)
-flags.DEFINE_enum('mode', 'train', ['train', 'summary'],
-                  'train: train the model; summary: count parameters, write summary.json.',
-                  flag_values=FLAGS)
+flags.DEFINE_enum('mode', 'train', ['train', 'summary', 'compile'],
+                  'train: train the model; summary: count parameters, write summary.json; '
+                  'compile: compile the train step for --topology with libtpu, write '
+                  'compile.json (memory, estimated step time).', flag_values=FLAGS)
+flags.DEFINE_string('topology', None, 'For --mode=compile: a Cloud TPU slice (v4-8, v5litepod-8, '
+                    'v3-32, ...) or libtpu topology (v4:2x2x1).', flag_values=FLAGS)
 # Multi-host set-up for jax.distributed.initialize in train mode. Leave unset on
 # one host and where JAX finds the cluster itself (Cloud TPU pods, SLURM).
 flags.DEFINE_string('coordinator_address', None,
@@ -88,10 +93,10 @@ def _parse(argv: list[str]) -> None:
   cli.set_verbosity(FLAGS.verbosity)
 
 
-def _validated_config():
+def _validated_config(num_devices=None):
   try:
     config = FLAGS.config
-    config_lib.validate(config)
+    config_lib.validate(config, num_devices)
   except IOError as e:  # config_flags defers "file not found" until first use.
     raise cli.UsageError(f'--config={config_flags.get_config_filename(FLAGS["config"])}: '
                          f'{_last_line(e.__cause__ or e)}') from None
@@ -114,6 +119,13 @@ def _init_distributed() -> None:
 
 def run() -> str:
   """Validates, then summarises or trains as the parsed flags say."""
+  if FLAGS.mode == 'compile':
+    from biggan_jax.training import aot  # the slice's devices: the batch must split over them.
+    if not FLAGS.topology:
+      raise cli.UsageError('--mode=compile needs --topology, e.g. --topology=v4-8')
+    _, devices = aot.slice_devices(FLAGS.topology)
+    aot.run(_validated_config(len(devices)), FLAGS.workdir, FLAGS.topology, devices)
+    return ''
   if FLAGS.mode == 'train':
     _init_distributed()
   config = _validated_config()

@@ -1,0 +1,271 @@
+"""--mode=compile: the train step compiled ahead of time for a Cloud TPU slice, on any host.
+
+    python -m biggan_jax.main --config=configs/imagenet128.py --workdir=DIR \\
+      --mode=compile --topology=v4-8
+
+libtpu (`pip install -e ".[tpu]"`) compiles for a slice's devices without
+the slice. The step is the one training runs (training/setup.py: same
+mesh, state layout, shardings, donation); neither TensorFlow nor the dataset
+is touched. The compiler's memory_analysis() decides whether the step fits
+(peak_memory_in_bytes against the HBM a program may use, read from the
+compiler itself); the time is a roofline estimate, not a measurement:
+max(FLOPs / peak FLOP/s, bytes accessed / HBM bandwidth) per device, with
+FLOPs counted from the jaxpr at loop trip counts (training/flops.py) and the
+chips' published peaks (training/topologies.py). XLA's cost_analysis()
+counts a loop body once and its optimal_seconds can be negative, so neither
+is used for the time; XLA's FLOP count is reported beside ours.
+
+JAX's persistent compilation cache cannot read back a compile-only TPU
+executable, so the analysis (not the executable) is cached under
+$BIGGAN_JAX_CACHE/compile/, keyed by the lowered program, the slice and the
+libtpu version: rebuilding benchmarks/README.md's table recompiles nothing.
+"""
+
+import contextlib
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import time
+
+from biggan_jax import training
+from biggan_jax.training import topologies
+
+INSTALL = 'pip install -e ".[tpu]"'
+
+
+class CompileError(training.TrainingError):
+  """No TPU compiler, or a step that does not fit: the one line the user sees."""
+
+
+def slice_devices(name: str):
+  """(Slice, its compile-only devices); one-line errors for a bad name or no libtpu."""
+  s = topologies.resolve(name)
+  if importlib.util.find_spec('libtpu') is None:
+    raise CompileError(f'--mode=compile needs libtpu, the TPU compiler (no TPU needed): {INSTALL}')
+  # The host backend stays CPU; libtpu then asks no metadata server for a slice
+  # and does not print its "could not determine TPU accelerator type" warnings;
+  # a second process may load libtpu beside a first (else /tmp/libtpu_lockfile).
+  for key, value in (('JAX_PLATFORMS', 'cpu'), ('TPU_SKIP_MDS_QUERY', '1'),
+                     ('TPU_ACCELERATOR_TYPE', s.cloud_name), ('TPU_WORKER_HOSTNAMES', 'localhost'),
+                     ('ALLOW_MULTIPLE_LIBTPU_LOAD', '1')):
+    os.environ.setdefault(key, value)
+  return s, topologies.devices(s)
+
+
+@contextlib.contextmanager
+def _tpu_convolutions():
+  """The step as a TPU traces it: models/conv_gradfix.py's XLA:CPU workaround off."""
+  from biggan_jax.models import conv_gradfix
+  before, conv_gradfix.ENABLED = conv_gradfix.ENABLED, False
+  try:
+    yield
+  finally:
+    conv_gradfix.ENABLED = before
+
+
+def model_flops(config, train) -> tuple[int, int, int]:
+  """(FLOPs of one iteration, G forward and D forward FLOPs per image).
+
+  The iteration by the usual 3 x forward rule (forward + backward): per image
+  of the batch, num_d_steps x (G + 3 x D on a fake and a real) + 3 x (G + D).
+  This is what MFU divides by; work beyond it (regularisers, remat's
+  recomputation, SV tracking) is not in it.
+  """
+  import jax
+  import jax.numpy as jnp
+  from biggan_jax.training import flops, setup
+  m, state = config.model, setup.abstract_state(train)
+  z = jax.ShapeDtypeStruct((1, m.dim_z), jnp.float32)
+  y = jax.ShapeDtypeStruct((1,), jnp.int32)
+  x = jax.ShapeDtypeStruct((1, m.resolution, m.resolution, 3), jnp.float32)
+  g_vars = {'params': state.g_params, **state.g_state}
+  d_vars = {'params': state.d_params, **state.d_state}
+  g, _ = flops.count(lambda v, z, y: train.generator.apply(v, z, y, train=False), g_vars, z, y)
+  d, _ = flops.count(lambda v, x, y: train.discriminator.apply(v, x, y, train=False), d_vars, x, y)
+  return config.batch_size * (config.num_d_steps * (g + 6 * d) + 3 * (g + d)), g, d
+
+
+def _libtpu_version():
+  try:
+    return importlib.metadata.version('libtpu')
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def _cache_path(lowered_text: str, s) -> str:
+  from biggan_jax.utils import download
+  key = hashlib.sha256('\n'.join([lowered_text, s.topology_name, json.dumps(s.kwargs),
+                                  str(_libtpu_version())]).encode()).hexdigest()[:32]
+  return os.path.join(download.cache_dir(), 'compile', f'{key}.json')
+
+
+def _compile(lowered, s, limit: float) -> dict:
+  """The compiler's verdict and analysis: memory fields, XLA's cost, seconds."""
+  import jax
+  start = time.perf_counter()
+  try:
+    compiled = lowered.compile()
+  except jax.errors.JaxRuntimeError as e:
+    parsed = topologies.parse_oom(str(e))
+    if parsed is None and 'RESOURCE_EXHAUSTED' not in str(e):
+      raise
+    return dict(fits=False, compile_seconds=time.perf_counter() - start,
+                bytes_per_device=parsed[0] if parsed else None,
+                compiler_message=' '.join(str(e).split())[:500])
+  seconds = time.perf_counter() - start
+  ma = compiled.memory_analysis()
+  cost = compiled.cost_analysis()
+  cost = (cost[0] if isinstance(cost, (list, tuple)) else cost) or {}
+  out = dict(fits=True, compile_seconds=seconds,
+             argument_bytes=ma.argument_size_in_bytes, output_bytes=ma.output_size_in_bytes,
+             alias_bytes=ma.alias_size_in_bytes, temp_bytes=ma.temp_size_in_bytes,
+             generated_code_bytes=ma.generated_code_size_in_bytes,
+             peak_bytes_per_device=ma.peak_memory_in_bytes,
+             xla_flops_per_device=cost.get('flops'),
+             xla_bytes_accessed_per_device=cost.get('bytes accessed'))
+  out['bytes_per_device'] = (out['argument_bytes'] + out['temp_bytes'] + out['output_bytes']
+                             - out['alias_bytes'])
+  return out
+
+
+def analyse(config, name: str, devices=None, *, use_cache: bool = True) -> dict:
+  """compile.json's contents for `config` on the slice `name` (see the module docstring)."""
+  import jax
+  from biggan_jax.training import flops, setup
+  s = topologies.resolve(name)
+  if devices is None:
+    s, devices = slice_devices(name)
+  n = len(devices)
+  with _tpu_convolutions():
+    train = setup.build(config, devices)
+    state, batch = setup.abstract_state(train), setup.abstract_batch(config, train)
+    start = time.perf_counter()
+    traced = train.step.trace(state, batch)
+    lowered = traced.lower()
+    lower_seconds = time.perf_counter() - start
+    notes = []
+    step_flops = flops.jaxpr_flops(traced.jaxpr, notes)
+    model, g_fwd, d_fwd = model_flops(config, train)
+  limit = topologies.hbm_limit(devices[0])
+  cache = _cache_path(lowered.as_text(), s)
+  if use_cache and os.path.exists(cache):
+    with open(cache) as f:
+      result = dict(json.load(f), cached=True)
+  else:
+    result = dict(_compile(lowered, s, limit), cached=False)
+    if use_cache:
+      from biggan_jax.utils import files
+      files.write_json(cache, result)
+  chip = s.chip
+  peak = chip.bf16_flops / chip.devices
+  bandwidth = chip.hbm_bandwidth / chip.devices
+  report = dict(
+      topology=name, libtpu_topology=s.topology_name, libtpu_kwargs=s.kwargs,
+      device_kind=devices[0].device_kind, devices=n, chips=s.chips,
+      hbm_bytes_per_device=limit, **result,
+      flops_per_step=step_flops, model_flops_per_step=model,
+      g_forward_flops_per_image=g_fwd, d_forward_flops_per_image=d_fwd,
+      peak_flops_per_device=peak, hbm_bandwidth_per_device=bandwidth, chip_source=chip.source,
+      lower_seconds=lower_seconds, flop_notes=sorted(set(notes)),
+      batch_size=config.batch_size, num_accumulations=config.num_accumulations,
+      num_d_steps=config.num_d_steps, dtype=config.model.dtype, fsdp=config.fsdp,
+      remat=config.model.remat, image_dtype=config.dataset.image_dtype,
+      jax=jax.__version__, libtpu=_libtpu_version())
+  if result['fits']:
+    xla_flops = result['xla_flops_per_device'] * n
+    # XLA counts each loop body once, its bytes too: scale them as its FLOPs fall short.
+    bytes_accessed = result['xla_bytes_accessed_per_device'] * max(1.0, step_flops / xla_flops)
+    compute_s, memory_s = step_flops / n / peak, bytes_accessed / bandwidth
+    step_s = max(compute_s, memory_s)
+    report.update(
+        xla_flops_per_step=xla_flops, xla_to_model_flops=xla_flops / model,
+        flops_to_model_flops=step_flops / model, bytes_accessed_per_device=bytes_accessed,
+        headroom_bytes_per_device=limit - result['peak_bytes_per_device'],
+        estimated_step_seconds=step_s, bound='compute' if compute_s >= memory_s else 'memory',
+        images_per_second=config.batch_size * config.num_d_steps / step_s,
+        mfu=model / step_s / (peak * n))
+  return report
+
+
+def suggestions(config, report) -> str:
+  """Overrides that should fit, from the bytes the compiler asked for.
+
+  Activations scale with the micro-batch and the state does not, so the
+  smallest num_accumulations is estimated as state + activations x acc / acc';
+  FSDP divides the state by the device count; remat cuts the activations
+  kept by residual blocks. Estimates: check them with --mode=compile.
+  """
+  need, limit, n = report['bytes_per_device'], report['hbm_bytes_per_device'], report['devices']
+  levers = []
+  if need is not None:
+    state = _state_bytes(config) / (n if config.fsdp else 1)
+    acc = config.num_accumulations
+    activations = max(need - state, 1.0)
+    for k in range(acc + 1, config.batch_size // n + 1):
+      if config.batch_size % (k * n) == 0 and state + activations * acc / k <= 0.9 * limit:
+        levers.append(f'--config.num_accumulations={k}')
+        break
+  if not config.fsdp and n > 1:
+    levers.append('--config.fsdp=True')
+  if config.model.remat == 'none':
+    levers.append('--config.model.remat=nothing_saveable')
+  if config.model.dtype != 'bfloat16':
+    levers.append('--config.model.dtype=bfloat16')
+  return ', '.join(levers) if levers else 'a larger slice'
+
+
+def _state_bytes(config) -> float:
+  import jax
+  import numpy as np
+  from biggan_jax import models
+  from biggan_jax.training import state as train_state
+  g, d = models.create_generator(config.model), models.create_discriminator(config.model)
+  shapes = jax.eval_shape(lambda k: train_state.create(config, g, d, k), jax.random.PRNGKey(0))
+  return float(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
+
+
+def _gib(n) -> str:
+  return 'n/a' if n is None else f'{n / 2**30:.2f} GiB'
+
+
+def table(report) -> str:
+  """The printed summary: what compile.json holds, in a reader's units."""
+  r = report
+  rows = [('topology', f"{r['topology']} ({r['libtpu_topology']}): {r['devices']} x "
+                       f"{r['device_kind']}, {_gib(r['hbm_bytes_per_device'])} each"),
+          ('fits', str(r['fits'])),
+          ('bytes/device', f"{_gib(r['bytes_per_device'])} " + (
+              '(arguments + temporaries + outputs - aliased)' if r['fits']
+              else "(needed, from the compiler's RESOURCE_EXHAUSTED)"))]
+  if r['fits']:
+    rows += [('peak/device', f"{_gib(r['peak_bytes_per_device'])} (headroom "
+                             f"{_gib(r['headroom_bytes_per_device'])})"),
+             ('arguments', _gib(r['argument_bytes'])), ('temporaries', _gib(r['temp_bytes'])),
+             ('GFLOP/step', f"{r['flops_per_step'] / 1e9:.4g} (jaxpr, loops x trip count); "
+                            f"XLA {r['xla_flops_per_step'] / 1e9:.4g}; model (3 x forward) "
+                            f"{r['model_flops_per_step'] / 1e9:.4g}"),
+             ('est. step', f"{r['estimated_step_seconds']:.3f} s ({r['bound']}-bound roofline, "
+                           'the compiler\'s estimate, not a measurement)'),
+             ('est. images/s', f"{r['images_per_second']:,.0f}"),
+             ('est. MFU', f"{r['mfu']:.2f}")]
+  rows.append(('compile', f"{r['compile_seconds']:.0f} s" + (' (cached)' if r['cached'] else '')))
+  width = max(len(k) for k, _ in rows)
+  return '\n'.join(f'{k:<{width}}  {v}' for k, v in rows)
+
+
+def run(config, workdir: str, name: str, devices=None) -> dict:
+  """Compiles, prints the table, writes WORKDIR/compile.json; raises CompileError
+  (after writing it) when the step does not fit."""
+  from biggan_jax.utils import files
+  report = analyse(config, name, devices)
+  files.write_json(os.path.join(workdir, 'compile.json'), report)
+  print(table(report), flush=True)
+  if not report['fits']:
+    need = report['bytes_per_device']
+    needs = (f"needs {_gib(need)} per device, {_gib(report['hbm_bytes_per_device'])} available"
+             if need is not None else report['compiler_message'])
+    raise CompileError(f"{name}: the step does not fit: {needs}; try {suggestions(config, report)} "
+                       f"(written to {os.path.join(workdir, 'compile.json')})")
+  return report

@@ -1,0 +1,120 @@
+"""--mode=compile: slice names as libtpu needs them, the TPU compile of a small step and
+its compile.json, a step that cannot fit, and the one line without libtpu."""
+
+import json
+import sys
+
+import pytest
+
+from biggan_jax import main
+from biggan_jax.training import aot, topologies
+from cli_checks import one_error_line
+from paths import REPO
+
+libtpu = pytest.importorskip('libtpu', reason='the [tpu] extra is not installed')
+
+# configs/tiny.py cut to what compiles in seconds: 16x16, no attention, 1 D step.
+SMALL = ['--config.model.resolution=16', '--config.model.g_attn=', '--config.model.d_attn=',
+         '--config.num_d_steps=1']
+
+
+def compile_cli(workdir, topology, *overrides):
+  return main.main(['main', f'--config={REPO}/configs/tiny.py', f'--workdir={workdir}',
+                    '--mode=compile', f'--topology={topology}', *SMALL, *overrides])
+
+
+@pytest.mark.parametrize('name, topology, devices, kwargs', [
+    ('v4-8', 'v4:2x2x1', 4, dict(chip_config_name='megacore', chips_per_host_bounds=(2, 2, 1),
+                                 wrap=(False,) * 3)),
+    ('v4-128', 'v4:4x4x4', 64, dict(chip_config_name='megacore', chips_per_host_bounds=(2, 2, 1),
+                                    wrap=(True,) * 3)),
+    ('v5p-8', 'v5p:2x2x1', 4, dict(chip_config_name='megacore', chips_per_host_bounds=(2, 2, 1),
+                                   wrap=(False,) * 3)),
+    ('v3-32', 'v3:4x4', 32, {}),
+    ('v5litepod-8', 'v5e:2x4', 8, dict(chips_per_host_bounds=(2, 4, 1))),
+    ('v5e-8', 'v5e:2x4', 8, dict(chips_per_host_bounds=(2, 4, 1))),
+    ('v6e-8', 'v6e:2x4', 8, dict(chips_per_host_bounds=(2, 4, 1))),
+    ('v4:2x2x1', 'v4:2x2x1', 4, dict(chip_config_name='megacore', chips_per_host_bounds=(2, 2, 1),
+                                     wrap=(False,) * 3)),
+])
+def test_cloud_names_map_to_libtpu_topologies(name, topology, devices, kwargs):
+  s = topologies.resolve(name)
+  assert (s.topology_name, s.kwargs, s.num_devices) == (topology, kwargs, devices)
+
+
+def test_libtpu_gives_the_slices_devices_and_hbm():
+  """What a rented slice shows JAX: a v4-8 is 4 megacore devices of 30.75 GiB usable HBM."""
+  for name, kind, count, hbm_gib in (('v4-8', 'TPU v4', 4, 30.75), ('v3-8', 'TPU v3', 8, 15.48),
+                                     ('v5e-8', 'TPU v5 lite', 8, 15.75)):
+    _, devices = aot.slice_devices(name)
+    assert (devices[0].device_kind, len(devices)) == (kind, count)
+    assert len({d.process_index for d in devices}) == 1   # one host, as the -8 slices
+    assert topologies.hbm_limit(devices[0]) / 2**30 == pytest.approx(hbm_gib, abs=0.01)
+
+
+def test_bad_topology_name():
+  with pytest.raises(topologies.TopologyError, match=r'--topology=v4-6: not a Cloud TPU slice'):
+    topologies.resolve('v4-6')
+
+
+def test_both_oom_messages_parse():
+  early = ('RESOURCE_EXHAUSTED: Ran out of memory on HBM, the total memory required for HLO '
+           'temporaries (48.00G) exceeds available HBM (30.75G).')
+  late = ('RESOURCE_EXHAUSTED: E1000: CompileTimeHbmOom: XLA:TPU compile permanent error. Ran out '
+          'of memory in memory space hbm. Used 15.76G of 15.75G hbm. Exceeded hbm capacity by 10.02M.')
+  assert topologies.parse_oom(early) == (48 * 2**30, 30.75 * 2**30)
+  assert topologies.parse_oom(late) == (15.76 * 2**30, 15.75 * 2**30)
+  assert topologies.parse_oom('INTERNAL: something else') is None
+
+
+def test_compile_writes_compile_json(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(tmp_path / 'cache'))
+  assert compile_cli(tmp_path, 'v5e-1') == 0
+  report = json.loads((tmp_path / 'compile.json').read_text())
+  assert (report['topology'], report['device_kind'], report['devices']) == ('v5e-1', 'TPU v5 lite', 1)
+  assert report['fits'] is True and report['cached'] is False
+  assert report['hbm_bytes_per_device'] == pytest.approx(15.75 * 2**30)
+  assert report['bytes_per_device'] == (report['argument_bytes'] + report['temp_bytes']
+                                        + report['output_bytes'] - report['alias_bytes'])
+  assert 0 < report['peak_bytes_per_device'] < 2**30 and report['alias_bytes'] > 0  # donated
+  # FLOPs: ours (trip counts) near XLA's for a loop-free step; 3 x forward as the model's.
+  assert 0.8 < report['flops_per_step'] / report['xla_flops_per_step'] < 1.2
+  g, d = report['g_forward_flops_per_image'], report['d_forward_flops_per_image']
+  assert report['model_flops_per_step'] == 8 * (1 * (g + 6 * d) + 3 * (g + d))
+  roofline = max(report['flops_per_step'] / report['peak_flops_per_device'],
+                 report['bytes_accessed_per_device'] / report['hbm_bandwidth_per_device'])
+  assert report['estimated_step_seconds'] == pytest.approx(roofline)
+  assert report['images_per_second'] == pytest.approx(8 / roofline)
+  assert 0 < report['mfu'] <= 1
+  assert report['compile_seconds'] > 0 and report['jax'] and report['libtpu']
+  out = capsys.readouterr().out
+  assert 'fits           True' in out and 'not a measurement' in out
+  # The analysis is cached by the lowered program: a second run recompiles nothing.
+  assert compile_cli(tmp_path, 'v5e-1') == 0
+  again = json.loads((tmp_path / 'compile.json').read_text())
+  assert again['cached'] is True and again['peak_bytes_per_device'] == report['peak_bytes_per_device']
+
+
+def test_step_that_cannot_fit(tmp_path, monkeypatch, capsys):
+  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(tmp_path / 'cache'))
+  assert compile_cli(tmp_path, 'v5e-1', '--config.batch_size=2097152') == 2
+  line = one_error_line(capsys)
+  assert line.startswith('error: v5e-1: the step does not fit: needs ')
+  assert '15.75 GiB available; try --config.num_accumulations=' in line
+  assert '--config.fsdp=True' not in line   # one device: sharding saves nothing
+  report = json.loads((tmp_path / 'compile.json').read_text())
+  assert report['fits'] is False and report['bytes_per_device'] > report['hbm_bytes_per_device']
+
+
+def test_batch_must_split_over_the_topology(tmp_path, capsys):
+  """validate() counts the slice's devices, not this host's."""
+  assert compile_cli(tmp_path, 'v4-8', '--config.batch_size=6') == 2
+  assert 'does not split over the 4 devices (the topology)' in one_error_line(capsys)
+
+
+def test_without_libtpu_one_line(tmp_path, monkeypatch, capsys):
+  monkeypatch.setitem(sys.modules, 'libtpu', None)
+  assert compile_cli(tmp_path, 'v4-8') == 2
+  assert one_error_line(capsys) == ('error: --mode=compile needs libtpu, the TPU compiler '
+                                    '(no TPU needed): pip install -e ".[tpu]"')
+  assert not (tmp_path / 'compile.json').exists()
