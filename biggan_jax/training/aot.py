@@ -101,7 +101,7 @@ def _cache_path(lowered_text: str, s) -> str:
   return os.path.join(download.cache_dir(), 'compile', f'{key}.json')
 
 
-def _compile(lowered, s, limit: float) -> dict:
+def _compile(lowered) -> dict:
   """The compiler's verdict and analysis: memory fields, XLA's cost, seconds."""
   import jax
   start = time.perf_counter()
@@ -154,7 +154,7 @@ def analyse(config, name: str, devices=None, *, use_cache: bool = True) -> dict:
     with open(cache) as f:
       result = dict(json.load(f), cached=True)
   else:
-    result = dict(_compile(lowered, s, limit), cached=False)
+    result = dict(_compile(lowered), cached=False)
     if use_cache:
       from biggan_jax.utils import files
       files.write_json(cache, result)
