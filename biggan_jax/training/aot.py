@@ -169,6 +169,7 @@ def analyse(config, name: str, devices=None, *, use_cache: bool = True) -> dict:
       g_forward_flops_per_image=g_fwd, d_forward_flops_per_image=d_fwd,
       peak_flops_per_device=peak, hbm_bandwidth_per_device=bandwidth, chip_source=chip.source,
       lower_seconds=lower_seconds, flop_notes=sorted(set(notes)),
+      family=config.model.family, resolution=config.model.resolution, ch=config.model.ch,
       batch_size=config.batch_size, num_accumulations=config.num_accumulations,
       num_d_steps=config.num_d_steps, dtype=config.model.dtype, fsdp=config.fsdp,
       remat=config.model.remat, image_dtype=config.dataset.image_dtype,

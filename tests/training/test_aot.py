@@ -19,8 +19,15 @@ SMALL = ['--config.model.resolution=16', '--config.model.g_attn=', '--config.mod
 
 
 def compile_cli(workdir, topology, *overrides):
-  return main.main(['main', f'--config={REPO}/configs/tiny.py', f'--workdir={workdir}',
-                    '--mode=compile', f'--topology={topology}', *SMALL, *overrides])
+  argv = ['main', f'--config={REPO}/configs/tiny.py', f'--workdir={workdir}',
+          '--mode=compile', f'--topology={topology}', *SMALL, *overrides]
+  # ml_collections finds --config.<key> overrides in sys.argv, as a real command line has
+  # them, and defines each as a flag: drop the last call's so they can be defined again.
+  for name in [n for n in main.FLAGS if n.startswith('config.')]:
+    delattr(main.FLAGS, name)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(sys, 'argv', argv)
+    return main.main(argv)
 
 
 @pytest.mark.parametrize('name, topology, devices, kwargs', [
