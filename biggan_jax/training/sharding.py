@@ -31,11 +31,12 @@ def batch_sharding(mesh: Mesh, batch_axis: int) -> NamedSharding:
 
 
 def fsdp_spec(shape, num_devices: int) -> P:
-  """Shards the largest axis that `num_devices` divides; small or indivisible leaves stay
-  replicated (big_vision's 'fsdp' rule, sharding.py)."""
+  """Shards the largest axis that `num_devices` divides (of equal ones the last: a kernel's
+  output features); small or indivisible leaves stay replicated (big_vision's 'fsdp'
+  rule, sharding.py)."""
   if num_devices == 1 or math.prod(shape) < FSDP_MIN_SIZE:
     return P()
-  for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+  for axis in sorted(range(len(shape)), key=lambda a: (-shape[a], -a)):  # ties: the last
     if shape[axis] % num_devices == 0:
       return P(*([None] * axis), 'data')
   return P()
