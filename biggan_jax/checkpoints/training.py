@@ -219,4 +219,4 @@ def restore_ema_generator(directory: str, step: int | None = None):
       meta = {**meta, 'skipped': skipped}
     return meta, variables
   raise CheckpointError(f'{directory}: none of its {len(steps)} checkpoints has an EMA '
-                        f'generator that restores ({skipped[0]})')
+                        f'generator that restores ({skipped[0]}); is the checkpoint complete?')

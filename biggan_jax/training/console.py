@@ -101,7 +101,7 @@ def summary(config, workdir, *, first: int, last: int, seconds: float,
   """The closing lines: steps and time, where everything is, what to run next."""
   total = config.total_steps
   if last < total:
-    head = (f'stopped at step {last} of {total} (SIGTERM), checkpoint saved; the same '
+    head = (f'stopped at step {last} of {total} (preempted), checkpoint saved; the same '
             'command resumes it')
   else:
     head = f'trained steps {first + 1}-{last} of {total}'
