@@ -64,29 +64,23 @@ def plot_truncation_curve(rows: list[dict], path) -> None:
   plt = figures.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4.5))
   y = [r['fid'] for r in rows]
-  if not has_is(rows):
+  if has_is(rows):
+    x, style = [r['is_mean'] for r in rows], '-o'
+    xlabel, title = 'Inception Score', 'Truncation: variety (FID) against fidelity (IS)'
+  else:
     taus = [r['truncation'] for r in rows if r['truncation'] is not None]
     x = [r['truncation'] if r['truncation'] is not None else max(taus, default=1) + 1
          for r in rows]
-    ax.plot(x, y, 'o', ms=4)
-    for r, xi, yi in zip(rows, x, y):
-      ax.annotate(f"τ={_tau(r['truncation'])}", (xi, yi), textcoords='offset points',
-                  xytext=(4, 4), fontsize=8)
-    ax.set_xlabel('truncation τ')
-    ax.set_ylabel('FID')
-    ax.set_title('Truncation: FID against τ (no IS: the Inception has no logits)')
-    fig.tight_layout()
-    figures.save_figure(fig, path)
-    plt.close(fig)
-    return
-  x = [r['is_mean'] for r in rows]
-  ax.plot(x, y, '-o', ms=4)
+    style = 'o'
+    xlabel = 'truncation τ'
+    title = 'Truncation: FID against τ (no IS: the Inception has no logits)'
+  ax.plot(x, y, style, ms=4)
   for r, xi, yi in zip(rows, x, y):
     ax.annotate(f"τ={_tau(r['truncation'])}", (xi, yi), textcoords='offset points',
                 xytext=(4, 4), fontsize=8)
-  ax.set_xlabel('Inception Score')
+  ax.set_xlabel(xlabel)
   ax.set_ylabel('FID')
-  ax.set_title('Truncation: variety (FID) against fidelity (IS)')
+  ax.set_title(title)
   fig.tight_layout()
   figures.save_figure(fig, path)
   plt.close(fig)
