@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pytest
 
@@ -92,13 +93,21 @@ def test_the_heartbeat_renews_the_lease(tmp_path, monkeypatch):
 
 
 def test_of_two_runs_starting_at_once_one_wins(tmp_path, monkeypatch):
-  """The object-store path (write, wait, read back): the later writer keeps the lease."""
-  monkeypatch.setattr(lock, 'SETTLE_S', 0.5)
+  """The object-store path (write, wait, read back): the later writer keeps the lease.
+
+  Both runs reach the settle wait having written: the wait is a barrier, not a
+  timed sleep, so a loaded machine cannot stretch one thread past the other's
+  read-back (which is what SETTLE_S bounds in a real race).
+  """
+  settled = threading.Barrier(2, timeout=60)
+  monkeypatch.setattr(lock, 'time', types.SimpleNamespace(
+      time=time.time, strftime=time.strftime, localtime=time.localtime,
+      sleep=lambda seconds: settled.wait()))
   locks = [lock.WorkdirLock(tmp_path) for _ in range(2)]
   for held in locks:
     held.local = False
   outcome = [None, None]
-  barrier = threading.Barrier(2)
+  barrier = threading.Barrier(2, timeout=60)
 
   def run(i):
     try:
