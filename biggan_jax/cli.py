@@ -7,6 +7,9 @@ INFO notes through absl; TensorFlow's C++ through TF_CPP_MIN_LOG_LEVEL), and
 --verbosity=info or debug brings those notes back.
 """
 
+import glob
+import importlib.metadata
+import importlib.util
 import os
 import sys
 
@@ -76,6 +79,32 @@ def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...]) -
     raise UsageError(f'--output={path} exists; pass --overwrite to replace it')
 
 
+def platforms_without_absent_tpu(dev: str = '/dev') -> str | None:
+  """The JAX platforms to use when libtpu is installed (the [tpu] and [test]
+  extras bring it, for --mode=compile) on a machine with no TPU: JAX would
+  still start libtpu, which prints its start-up warnings on stderr. None when
+  JAX_PLATFORMS is set, libtpu is absent, or a TPU is there (/dev/accel* on
+  v2-v4 VMs, /dev/vfio/<n> from v5 on).
+  """
+  if os.environ.get('JAX_PLATFORMS') or importlib.util.find_spec('libtpu') is None:
+    return None
+  if glob.glob(os.path.join(dev, 'accel*')) or glob.glob(os.path.join(dev, 'vfio', '[0-9]*')):
+    return None
+  plugins = ' '.join(ep.name for ep in importlib.metadata.entry_points(group='jax_plugins'))
+  # JAX skips 'cuda' itself where no NVIDIA GPU is visible; a listed platform whose
+  # plugin is not installed would be an error, so only installed ones are named.
+  return ','.join([p for p in ('cuda', 'rocm') if p in plugins] + ['cpu'])
+
+
+def skip_absent_tpu() -> None:
+  """Applies `platforms_without_absent_tpu` unless JAX has already started."""
+  import jax
+  from jax._src import xla_bridge  # no public "has JAX started" query.
+  platforms = platforms_without_absent_tpu()
+  if platforms and not xla_bridge.backends_are_initialized():
+    jax.config.update('jax_platforms', platforms)
+
+
 def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
         errors=(ValueError,)) -> int:
   """A CLI's main: --help prints `doc`; `body()` parses (`parse`), runs and
@@ -87,6 +116,7 @@ def run(doc: str, flag_values: flags.FlagValues, argv: list[str], body,
   if any(a in ('--help', '-h', '--helpshort', '--helpfull') for a in argv[1:]):
     print(doc + '\n' + flag_values.get_help())
     return 0
+  skip_absent_tpu()
   verbosity = logging.get_verbosity()
   tf_level = os.environ.get('TF_CPP_MIN_LOG_LEVEL')
   logging.set_verbosity(DEFAULT_VERBOSITY)

@@ -1,5 +1,10 @@
 """cli.py: --verbosity, the convention every CLI shares."""
 
+import importlib.util
+import os
+import subprocess
+import sys
+
 from absl import flags
 from absl import logging
 import pytest
@@ -41,3 +46,31 @@ def test_every_cli_takes_verbosity():
   from biggan_jax.convert import __main__ as convert
   for module in (analysis, convert, digits_eval, evaluate, fid, main, sample):
     assert isinstance(module.FLAGS['verbosity'], flags.Flag), module.__name__
+
+
+def test_platforms_leave_out_an_absent_tpu(tmp_path, monkeypatch):
+  monkeypatch.delenv('JAX_PLATFORMS', raising=False)
+  monkeypatch.setattr(cli.importlib.util, 'find_spec', lambda name: object())  # libtpu "installed".
+  monkeypatch.setattr(cli.importlib.metadata, 'entry_points', lambda group: [])
+  assert cli.platforms_without_absent_tpu(dev=str(tmp_path)) == 'cpu'
+  (tmp_path / 'vfio').mkdir()
+  (tmp_path / 'vfio' / '0').touch()  # a v5e/v6e VM's chip.
+  assert cli.platforms_without_absent_tpu(dev=str(tmp_path)) is None
+  monkeypatch.setenv('JAX_PLATFORMS', 'cpu')  # the user's choice stays.
+  assert cli.platforms_without_absent_tpu(dev=str(tmp_path / 'none')) is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec('libtpu') is None, reason='needs libtpu ([tpu] extra)')
+def test_a_cli_on_a_machine_without_tpu_does_not_start_libtpu(monkeypatch):
+  """With libtpu installed and no TPU, JAX's start-up used to print libtpu's
+  'could not determine TPU accelerator type' warnings from every CLI."""
+  monkeypatch.delenv('JAX_PLATFORMS', raising=False)
+  if cli.platforms_without_absent_tpu() is None:
+    pytest.skip('this machine has a TPU')
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  code = ('from biggan_jax import cli; cli.skip_absent_tpu(); import jax; '
+          'print(jax.default_backend())')
+  result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True,
+                          text=True, timeout=300, check=True)
+  assert result.stdout.strip() in ('cpu', 'gpu'), result.stdout
+  assert 'TPU' not in result.stderr, result.stderr
