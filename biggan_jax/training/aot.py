@@ -36,7 +36,8 @@ INSTALL = 'pip install -e ".[tpu]"'
 
 
 class CompileError(training.TrainingError):
-  """No TPU compiler, or a step that does not fit: the one line the user sees."""
+  """No TPU compiler, a step that does not fit, or a compiler failure: the one
+  line the user sees."""
 
 
 def slice_devices(name: str):
@@ -110,7 +111,12 @@ def _compile(lowered) -> dict:
   except jax.errors.JaxRuntimeError as e:
     parsed = topologies.parse_oom(str(e))
     if parsed is None and 'RESOURCE_EXHAUSTED' not in str(e):
-      raise
+      # Not a fit verdict: the compiler itself failed (seen: an INTERNAL RET_CHECK in
+      # libtpu 0.0.42.1's all-reduce-scatter fusion with fsdp, remat and bfloat16 at 128).
+      first = ' '.join(str(e).split())[:300]
+      raise CompileError(f'libtpu {_libtpu_version()} failed to compile the step, which says '
+                         f'nothing about its fit: {first}...; try without one of the levers '
+                         '(fsdp, model.remat, model.dtype) or another libtpu') from None
     return dict(fits=False, compile_seconds=time.perf_counter() - start,
                 bytes_per_device=parsed[0] if parsed else None,
                 compiler_message=' '.join(str(e).split())[:500])

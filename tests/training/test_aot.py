@@ -4,6 +4,7 @@ its compile.json, a step that cannot fit, and the one line without libtpu."""
 import json
 import sys
 
+import jax
 import pytest
 
 from biggan_jax import main
@@ -125,3 +126,18 @@ def test_without_libtpu_one_line(tmp_path, monkeypatch, capsys):
   assert one_error_line(capsys) == ('error: --mode=compile needs libtpu, the TPU compiler '
                                     '(no TPU needed): pip install -e ".[tpu]"')
   assert not (tmp_path / 'compile.json').exists()
+
+
+def test_a_compiler_failure_is_one_line_not_a_verdict():
+  """libtpu's own INTERNAL errors (one was met at 128 with fsdp and remat) are no fit verdict."""
+  class Lowered:
+    def compile(self):
+      raise jax.errors.JaxRuntimeError(
+          'INTERNAL: RET_CHECK failure (hlo_instruction.cc:3699) ShapeUtil::Compatible...\n'
+          '=== Source Location Trace: ===\nlibtpu_init_utils.cc:327')
+  with pytest.raises(aot.CompileError) as e:
+    aot._compile(Lowered())
+  message = str(e.value)
+  assert message.startswith('libtpu ') and '\n' not in message
+  assert 'failed to compile the step, which says nothing about its fit: INTERNAL: RET_CHECK' in message
+  assert 'try without one of the levers' in message
