@@ -24,6 +24,9 @@ def describe_error(error: BaseException) -> str:
     if re.match(r'[A-Z][A-Z_]+: ', first):
       return first[:300]
   first = str(error).strip().split('\n', 1)[0]
+  if 'tree structures do not match' in first:  # Orbax's text goes on for pages.
+    return ("its training state holds other entries than this run's (written by another "
+            'biggan_jax version, or with options that add state such as augment_adaptive)')
   return f'{type(error).__name__}: {first[:300]}'
 
 

@@ -107,6 +107,19 @@ def test_when_none_restores_nothing_is_moved(tmp_path):
   assert mngr.all_steps() == [1, 2] and not (tmp_path / 'skipped_checkpoints').exists()
 
 
+def test_a_state_with_other_entries_is_named_not_pasted(tmp_path):
+  """An upgrade (or augment_adaptive) changes the state's tree; Orbax's own text is pages."""
+  directory = tmp_path / 'checkpoints'
+  save_steps(directory, (1,))
+  target = dict(state_at(0), ada={'p': jnp.float32(0)})
+  with pytest.raises(checkpoint.CheckpointError) as e:
+    checkpoint.restore_newest(checkpoint.manager(directory, max_to_keep=5), target)
+  assert '\n' not in str(e.value)
+  assert ('(step 1: its training state holds other entries than this run\'s (written by another '
+          'biggan_jax version, or with options that add state') in str(e.value)
+  assert (directory / '1').exists()
+
+
 def test_no_checkpoint_is_none(tmp_path):
   assert checkpoint.restore_newest(checkpoint.manager(tmp_path / 'c'), state_at(0)) is None
 
