@@ -1,5 +1,5 @@
 """The collapse guard's detector and remedies on made-up series (the loop test forces a
-real divergence: tests/training/test_loop.py)."""
+real divergence: tests/training/test_loop_resume.py)."""
 
 import ml_collections
 import pytest
