@@ -110,16 +110,16 @@ def _compile(lowered) -> dict:
     compiled = lowered.compile()
   except jax.errors.JaxRuntimeError as e:
     parsed = topologies.parse_oom(str(e))
-    if parsed is None and 'RESOURCE_EXHAUSTED' not in str(e):
+    message = ' '.join(str(e).split())
+    if parsed is None and 'RESOURCE_EXHAUSTED' not in message:
       # Not a fit verdict: the compiler itself failed (seen: an INTERNAL RET_CHECK in
       # libtpu 0.0.42.1's all-reduce-scatter fusion with fsdp, remat and bfloat16 at 128).
-      first = ' '.join(str(e).split())[:300]
       raise CompileError(f'libtpu {_libtpu_version()} failed to compile the step, which says '
-                         f'nothing about its fit: {first}...; try without one of the levers '
-                         '(fsdp, model.remat, model.dtype) or another libtpu') from None
+                         f'nothing about its fit: {message[:300]}...; try without one of the '
+                         'levers (fsdp, model.remat, model.dtype) or another libtpu') from None
     return dict(fits=False, compile_seconds=time.perf_counter() - start,
                 bytes_per_device=parsed[0] if parsed else None,
-                compiler_message=' '.join(str(e).split())[:500])
+                compiler_message=message[:500])
   seconds = time.perf_counter() - start
   ma = compiled.memory_analysis()
   cost = compiled.cost_analysis()
