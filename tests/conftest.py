@@ -2,7 +2,7 @@
 share a JAX compilation cache ($TMPDIR/biggan_jax_tests_jax_cache).
 
 tests/ mirrors the package (tests/models, tests/training, ...); its helper
-modules (paths, cli_checks, hf_fixture, inception_fixture, pytorch_fid_shim)
+modules (paths, cli_checks, damage, hf_fixture, inception_fixture, pytorch_fid_shim)
 are importable by name from every test file.
 """
 

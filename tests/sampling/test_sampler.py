@@ -19,6 +19,7 @@ from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.training import loop
 from biggan_jax.utils import images as images_lib
 from cli_checks import one_error_line
+import damage
 from paths import REPO
 
 R = 16  # the workdir's resolution
@@ -317,11 +318,7 @@ def test_a_corrupt_latest_checkpoint_is_skipped_with_a_warning(workdir, tmp_path
   copy = tmp_path / 'run'
   shutil.copytree(workdir, copy)
   shutil.copytree(copy / 'checkpoints' / '1', copy / 'checkpoints' / '2')
-  data = max((p for p in (copy / 'checkpoints' / '2' / 'ema_generator').rglob('*')
-              if p.parent.name == 'd'), key=lambda p: p.stat().st_size)
-  raw = bytearray(data.read_bytes())
-  raw[len(raw) // 2] ^= 0x10
-  data.write_bytes(raw)
+  damage.change_a_value(copy / 'checkpoints' / '2' / 'ema_generator')
   loaded = biggan_jax.load_generator(copy)
   [skipped] = loaded.meta['skipped']
   assert skipped.startswith('checkpoint 2 skipped: checkpoint 2: its ema_generator is not what '

@@ -52,10 +52,16 @@ def _free_port() -> int:
 
 
 def _env(num_devices: int) -> dict:
-  """The subprocess's own device count: conftest's 8 devices must not leak in."""
+  """The subprocess's own device count: conftest's 8 devices must not leak in.
+
+  Without conftest's compilation cache: JAX writes it from process 0 only, so the
+  hosts' compile times can differ, and Gloo gives one host 30 s to reach a
+  collective after the other. With the cache, CI once failed on that timeout.
+  """
   env = dict(os.environ)
   env.update(XLA_FLAGS=f'--xla_force_host_platform_device_count={num_devices}',
-             JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3')
+             JAX_PLATFORMS='cpu', TF_CPP_MIN_LOG_LEVEL='3',
+             JAX_ENABLE_COMPILATION_CACHE='false')
   return env
 
 
