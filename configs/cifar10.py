@@ -10,7 +10,10 @@ runs/cifar10/best_fid, against the training set's Inception statistics:
     python -m biggan_jax.main --config=configs/cifar10.py --workdir=runs/cifar10 \
         --config.eval_every=5000 --config.eval_ref_stats=cifar10_train.npz
 
-Hardware: one GPU (the upstream script uses two with DataParallel).
+Hardware: one GPU (the upstream script uses two with DataParallel). On a TPU
+slice the batch must split over its devices: 50 does not over a v4-8's 4; at
+--config.batch_size=48 the step needs 0.23 GiB per device of 30.75 (--mode=compile,
+benchmarks/README.md).
 
 The script's flags, each set here: --batch_size 50, --num_D_steps 4,
 --G_lr 2e-4 --D_lr 2e-4, --G_ortho 0.0, --G_attn 0 --D_attn 0, --G_init N02

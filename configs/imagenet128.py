@@ -5,11 +5,15 @@
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 70.4M + D 88.0M parameters (Table 1: 158.3M).
 As shipped (float32, the batch of 2048 in one pass) the step does not fit a
-v4-8: the TPU compiler asks for 54.99 GiB per device of 30.75. Check a slice
-before renting it, and the num_accumulations or lever it needs, with
+v4-8: the TPU compiler asks for 54.99 GiB per device of 30.75. On a v4-8 run it
+with --config.num_accumulations=2 (peak 27.68 GiB per device, 3.07 spare) or 4
+(16.78 GiB); the compiler's roofline estimate is 1.49 / 1.59 s per iteration,
+about 2,700 real images/s (benchmarks/README.md; an estimate, not a measured
+time). Check a slice before renting it, and the num_accumulations or lever it
+needs, with
 
-    python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \
-      --mode=compile --topology=v4-8 --config.num_accumulations=4
+    python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \\
+      --mode=compile --topology=v4-8 --config.num_accumulations=2
 
 Settings (Sec. 3, App. C): ch 96, dim_z 120 in 6 hierarchical chunks, shared
 embedding of 128, self-attention at 64x64 in G and D, batch 2048, 2 D steps
