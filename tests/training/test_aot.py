@@ -158,3 +158,17 @@ def test_an_accumulation_near_the_limit_is_named_beside_the_safe_one():
                                   'hbm_bytes_per_device': 2.2 * gib, 'devices': 4})
   assert near.startswith('--config.num_accumulations=512 (estimated at 97% of the HBM, '
                          'check it), --config.fsdp=True')
+
+
+def test_a_compute_bound_roofline_keeps_mfu_at_most_one(tmp_path, monkeypatch):
+  """The 3 x forward rule counts backward passes the step skips, so the MFU of a
+  compute-bound roofline takes the jaxpr count: exactly 1, not 1.07 (tiny's ratio)."""
+  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(tmp_path / 'cache'))
+  monkeypatch.setattr(aot, '_compile', lambda lowered: dict(
+      fits=True, compile_seconds=0.0, peak_bytes_per_device=1, bytes_per_device=1,
+      xla_flops_per_device=1e9, xla_bytes_accessed_per_device=1.0))
+  config = config_lib.from_file(str(REPO / 'configs' / 'tiny.py'))
+  report = aot.analyse(config, 'v5e-1', use_cache=False)
+  assert report['bound'] == 'compute'
+  assert report['model_flops_per_step'] > report['flops_per_step']
+  assert report['mfu'] == pytest.approx(1.0)
