@@ -1,11 +1,12 @@
 """Deterministic damage to a saved checkpoint item, for the walk-back tests.
 
-A flipped byte in an OCDBT data file is not deterministic: it may land in
-zstd-compressed data (TensorStore then fails to decompress), in bytes no array
-reads (the item restores unchanged), or in a raw chunk (values change). The
-last is the silent case checksums exist for; `change_a_value` makes it every
-time by rewriting one element through TensorStore, so Orbax restores the item
-without complaint and only the checksums in the meta see it.
+A flipped byte in an OCDBT data file is not deterministic: zstd may read it
+as framing (seen: "Truncated Zstd-compressed stream"), it may land in the per-process
+b-tree node at the file's end (restores read the root manifest's copy of the
+index, so nothing changes), or in a value (it changes silently). The last is
+the case checksums exist for; `change_a_value` makes it every time by
+rewriting one element through TensorStore, so Orbax restores the item without
+complaint and only the checksums in the meta see it.
 """
 
 import json
