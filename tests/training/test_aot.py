@@ -102,6 +102,23 @@ def test_compile_writes_compile_json(tmp_path, monkeypatch, capsys):
   assert compile_cli(tmp_path, 'v5e-1') == 0
   again = json.loads((tmp_path / 'compile.json').read_text())
   assert again['cached'] is True and again['peak_bytes_per_device'] == report['peak_bytes_per_device']
+  assert again['compiler_options']['exec_time_optimization_effort'] == 0
+
+
+def test_the_compilers_options_key_the_cache(monkeypatch):
+  # A coarse compile's verdict (JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1) must not answer a default one.
+  s = topologies.resolve('v5e-1')
+  default = aot._cache_path('program', s)
+  jax.config.update('jax_exec_time_optimization_effort', -1.0)
+  try:
+    assert aot.compiler_options()['exec_time_optimization_effort'] == -1.0
+    assert aot._cache_path('program', s) != default
+  finally:
+    jax.config.update('jax_exec_time_optimization_effort', 0.0)
+  monkeypatch.setenv('LIBTPU_INIT_ARGS', '--xla_tpu_some_flag=true')
+  assert aot._cache_path('program', s) != default
+  monkeypatch.delenv('LIBTPU_INIT_ARGS')
+  assert aot._cache_path('program', s) == default
 
 
 def test_step_that_cannot_fit(tmp_path, monkeypatch, capsys):
