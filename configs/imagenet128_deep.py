@@ -3,7 +3,14 @@
     python -m biggan_jax.main --config=configs/imagenet128_deep.py --workdir=runs/imagenet128_deep
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores.
+model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
+run it with --config.num_accumulations=4: the TPU compiler's peak is 22.19 GiB
+per device of 30.75, and its roofline estimate 2.36 s per iteration (memory-
+bound), about 1,700 real images/s (benchmarks/README.md; an estimate, not a
+measured time). Check a slice before renting it with
+
+    python -m biggan_jax.main --config=configs/imagenet128_deep.py --workdir=runs/check \\
+      --mode=compile --topology=v4-8 --config.num_accumulations=4
 
 BigGAN-deep: bottleneck residual blocks, two per resolution (g_depth =
 d_depth = 2), ch 128, dim_z 128, shared embedding of 128, self-attention at

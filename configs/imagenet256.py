@@ -3,12 +3,14 @@
     python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/imagenet256
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. In float32 at
-the batch of 2048 it does not fit a v4-8 even with --config.num_accumulations=8
-(the TPU compiler asks for 54.88 GiB per device of 30.75; benchmarks/README.md);
-its estimate says 32, or 16 near the limit. Check a slice before renting it:
+model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. On a v4-8, in
+float32 at the batch of 2048, run it with --config.num_accumulations=16: the
+TPU compiler's peak is 28.04 GiB per device of 30.75, and its roofline estimate
+6.77 s per iteration (memory-bound), about 600 real images/s (benchmarks/README.md;
+an estimate, not a measured time). With 8 it does not fit (54.88 GiB needed).
+Check a slice before renting it:
 
-    python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/check \
+    python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=16
 
 The paper's 128x128 settings (configs/imagenet128.py) with dim_z 140 (7

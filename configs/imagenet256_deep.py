@@ -3,7 +3,15 @@
     python -m biggan_jax.main --config=configs/imagenet256_deep.py --workdir=runs/imagenet256_deep
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores.
+model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
+run it with --config.num_accumulations=16 (one pass needs 245.17 GiB per
+device): the TPU compiler's peak is 22.25 GiB per device of 30.75, and its
+roofline estimate 8.61 s per iteration (memory-bound), about 480 real images/s
+(benchmarks/README.md; an estimate, not a measured time). Check a slice before
+renting it with
+
+    python -m biggan_jax.main --config=configs/imagenet256_deep.py --workdir=runs/check \\
+      --mode=compile --topology=v4-8 --config.num_accumulations=16
 
 BigGAN-deep: bottleneck residual blocks, two per resolution (g_depth =
 d_depth = 2), ch 128, dim_z 128, shared embedding of 128, self-attention at

@@ -4,7 +4,14 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no
-512 D to compare D against).
+512 D to compare D against). On a v4-8, in float32 at the batch of 2048, run it
+with --config.num_accumulations=16: the TPU compiler's peak is 28.48 GiB per
+device of 30.75, and its roofline estimate 12.6 s per iteration (memory-bound),
+about 320 real images/s (benchmarks/README.md; an estimate, not a measured time).
+In one pass it needs 391.60 GiB per device. Check a slice before renting it:
+
+    python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
+      --mode=compile --topology=v4-8 --config.num_accumulations=16
 
 The paper's 128x128 settings (configs/imagenet128.py) with dim_z 128 (8
 hierarchical chunks of 16) and self-attention at 64x64 in G and D.

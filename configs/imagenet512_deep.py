@@ -3,7 +3,14 @@
     python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/imagenet512_deep
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores.
+model on 128 to 512 TPUv3 cores. In one pass (float32, batch 2048) a v4-8 would
+need 619.06 GiB per device. With --config.num_accumulations=32 it fits in the
+TPU compiler's quick, coarse mode (JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1): peak
+28.20 GiB per device of 30.75 (benchmarks/README.md). The default compile,
+the program training runs, has not been checked yet: do it before renting:
+
+    python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/check \\
+      --mode=compile --topology=v4-8 --config.num_accumulations=32
 
 BigGAN-deep: bottleneck residual blocks, two per resolution (g_depth =
 d_depth = 2), ch 128, dim_z 128, shared embedding of 128, self-attention at
