@@ -52,8 +52,7 @@ def report_for(arg: str) -> dict:
 def row(r: dict) -> str:
   levers = [n for n, on in (('fsdp', r['fsdp']), (f"remat={r['remat']}", r['remat'] != 'none'),
                             ('uint8', r['image_dtype'] == 'uint8')) if on]
-  levers += [f'{k.split("_")[0]} effort {v:g}' for k, v in r.get('compiler_options', {}).items()
-             if k.endswith('effort') and v]
+  levers += [f'{k.split("_")[0]} effort {v:g}' for k, v in aot.coarse_efforts(r).items()]
   gib = r['peak_bytes_per_device'] if r['fits'] else r['bytes_per_device']
   model = f"{r['family']} {r['resolution']} ch{r['ch']}" if 'family' in r else '?'
   cells = [model, r['batch_size'],

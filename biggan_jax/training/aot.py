@@ -109,6 +109,11 @@ def compiler_options() -> dict:
               XLA_FLAGS=os.environ.get('XLA_FLAGS', ''))
 
 
+def coarse_efforts(report) -> dict:
+  """The effort knobs a report was compiled with that are not training's default (0)."""
+  return {k: v for k, v in report.get('compiler_options', {}).items() if k.endswith('effort') and v}
+
+
 def _cache_path(lowered_text: str, s) -> str:
   from biggan_jax.utils import download
   key = hashlib.sha256('\n'.join([lowered_text, s.topology_name, json.dumps(s.kwargs),
@@ -289,7 +294,7 @@ def table(report) -> str:
              ('est. images/s', f"{r['images_per_second']:,.0f}"),
              ('est. MFU', f"{r['mfu']:.2f}")]
   rows.append(('compile', f"{r['compile_seconds']:.0f} s" + (' (cached)' if r['cached'] else '')))
-  coarse = {k: v for k, v in r.get('compiler_options', {}).items() if k.endswith('effort') and v}
+  coarse = coarse_efforts(r)
   if coarse:
     rows.append(('compiler', ', '.join(f'{k}={v:g}' for k, v in coarse.items())
                  + ' (not the default effort training compiles with)'))

@@ -2,6 +2,7 @@
 its compile.json, a step that cannot fit, and the one line without libtpu."""
 
 import json
+import os
 import sys
 
 import jax
@@ -109,15 +110,20 @@ def test_the_compilers_options_key_the_cache(monkeypatch):
   # A coarse compile's verdict (JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1) must not answer a default one.
   s = topologies.resolve('v5e-1')
   default = aot._cache_path('program', s)
+  before = jax.config.jax_exec_time_optimization_effort
   jax.config.update('jax_exec_time_optimization_effort', -1.0)
   try:
-    assert aot.compiler_options()['exec_time_optimization_effort'] == -1.0
+    options = aot.compiler_options()
     assert aot._cache_path('program', s) != default
   finally:
-    jax.config.update('jax_exec_time_optimization_effort', 0.0)
-  monkeypatch.setenv('LIBTPU_INIT_ARGS', '--xla_tpu_some_flag=true')
+    jax.config.update('jax_exec_time_optimization_effort', before)
+  coarse = aot.coarse_efforts({'compiler_options': options})
+  assert coarse == {'exec_time_optimization_effort': -1.0}
+  default_options = dict(options, exec_time_optimization_effort=0.0)
+  assert aot.coarse_efforts({'compiler_options': default_options}) == {}
+  monkeypatch.setenv('LIBTPU_INIT_ARGS', os.environ.get('LIBTPU_INIT_ARGS', '') + ' --xla_tpu_x=1')
   assert aot._cache_path('program', s) != default
-  monkeypatch.delenv('LIBTPU_INIT_ARGS')
+  monkeypatch.undo()
   assert aot._cache_path('program', s) == default
 
 
