@@ -3,11 +3,12 @@
     python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/imagenet512_deep
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. In one pass (float32, batch 2048) a v4-8 would
-need 619.06 GiB per device. With --config.num_accumulations=32 it fits in the
-TPU compiler's quick, coarse mode (JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1): peak
-28.20 GiB per device of 30.75 (benchmarks/README.md). The default compile,
-the program training runs, has not been checked yet: do it before renting:
+model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
+run it with --config.num_accumulations=32 (one pass needs 619.06 GiB per
+device): the TPU compiler's peak is 27.67 GiB per device of 30.75, and its
+roofline estimate 24.91 s per iteration (memory-bound), about 160 real images/s
+(benchmarks/README.md; an estimate, not a measured time). The check takes ~20
+minutes and ~20 GB of host memory; run it before renting a slice:
 
     python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=32
