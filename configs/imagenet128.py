@@ -9,8 +9,10 @@ v4-8: the TPU compiler asks for 54.99 GiB per device of 30.75. On a v4-8 run it
 with --config.num_accumulations=2 (peak 27.68 GiB per device, 3.07 spare) or 4
 (16.78 GiB); the compiler's roofline estimate is 1.49 / 1.59 s per iteration,
 about 2,700 real images/s (benchmarks/README.md; an estimate, not a measured
-time). Check a slice before renting it, and the num_accumulations or lever it
-needs, with
+time). In bfloat16 compute (--config.model.dtype=bfloat16
+--config.dataset.image_dtype=uint8) one pass fits: peak 29.54 GiB, 0.96 s,
+about 4,300 images/s; what bfloat16 does to the FID is not measured. Check a
+slice before renting it, and the num_accumulations or lever it needs, with
 
     python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=2
