@@ -18,7 +18,8 @@ OUT ending in .png: a sample sheet; .npy: float32 NHWC in [-1, 1]
   class; without labels, --num (default 8) random classes.
 - --seeds: one image per seed and label (a row per label, a column per seed;
   without --labels, a class drawn from each seed), z drawn from that seed
-  alone: the image of seed s is the same with any other seeds. --outdir
+  alone: the z of seed s is the same with any other seeds, and so its image, up to
+  float rounding (XLA may round a batch of 8 and one of 1 apart). --outdir
   writes each as DIR/<class>-<name>-seed<s>.png instead of a sheet. z is drawn from --seed in the checkpoint's truncation convention
   at --truncation, exactly as `Sampler.sample` draws it: the paper's trick
   (none by default) for biggan_jax and BigGAN-PyTorch models; τ·truncnorm(-2, 2)

@@ -204,8 +204,9 @@ class Sampler:
 
     The z of seed s is `draw_z(1, truncation, s)`, drawn alone, so the image
     of seed s with label y is the same whichever seeds it is drawn with, and
-    equals `sample([y], truncation=truncation, seed=s)`. `labels`: one per
-    seed, or one for all.
+    equals `sample([y], truncation=truncation, seed=s)`, up to float rounding:
+    XLA's kernels may round a batch of 8 and a batch of 1 apart in the last
+    bits (seen on an AMD EPYC host: 3e-7). `labels`: one per seed, or one for all.
     """
     self._check_convention(truncation)
     seeds = [int(s) for s in seeds]

@@ -275,9 +275,13 @@ def test_cli_seeds_one_image_per_seed_whatever_the_others(workdir, sampler, tmp_
                  '--truncation=0.7') == 0
   images = np.load(many)
   assert images.shape == (8, R, R, 3)  # a row per label, a column per seed
-  np.testing.assert_array_equal(images[7], np.load(alone)[0])
-  np.testing.assert_array_equal(images[7], sampler.sample([3], seed=5, truncation=0.7)[0])
-  np.testing.assert_array_equal(images[1], sampler.sample([0], seed=1, truncation=0.7)[0])
+  # A batch of 8 and one of 1 may differ in float32's last bits (XLA:CPU rounds
+  # them apart on some hosts, 3e-7 on an AMD EPYC); another seed is far off.
+  close = dict(rtol=1e-5, atol=1e-6)
+  assert not np.allclose(images[7], images[6], **close)
+  np.testing.assert_allclose(images[7], np.load(alone)[0], **close)
+  np.testing.assert_allclose(images[7], sampler.sample([3], seed=5, truncation=0.7)[0], **close)
+  np.testing.assert_allclose(images[1], sampler.sample([0], seed=1, truncation=0.7)[0], **close)
   assert sample.parse_seeds('0-3,7, 9') == [0, 1, 2, 3, 7, 9]
 
 
