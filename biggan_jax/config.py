@@ -18,6 +18,11 @@ DTYPES = ('float32', 'bfloat16')
 REMAT_POLICIES = ('none', 'nothing_saveable', 'dots_saveable')
 IMAGE_DTYPES = ('float32', 'uint8')
 RESIZE_METHODS = ('bilinear', 'bicubic', 'area')  # tf.image.resize, antialias=True.
+# The words a config may use for the training options, here so that validation
+# needs no JAX; the modules that implement them read them from here.
+LOSSES = ('hinge', 'non_saturating', 'wasserstein')  # training/losses.py
+AUGMENTATIONS = ('color', 'translation', 'cutout')  # training/augment.py (DiffAugment)
+GUARD_REMEDIES = ('off', 'warn', 'stop', 'lower_lr', 'raise_r1')  # training/collapse_guard.py
 
 
 class ConfigError(ValueError):
@@ -171,6 +176,15 @@ def from_file(path, **overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def augmentations(policy: str) -> tuple[str, ...]:
+  """config.augment ('translation,cutout') as names; ValueError for an unknown one."""
+  names = tuple(p for p in (s.strip() for s in policy.split(',')) if p)
+  for p in names:
+    if p not in AUGMENTATIONS:
+      raise ValueError(f'augment={policy!r}: unknown {p!r}; use names from {AUGMENTATIONS}')
+  return names
+
+
 def _fmt(values) -> str:
   return ', '.join(repr(v) if isinstance(v, str) else str(v) for v in values)
 
@@ -232,8 +246,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   _check_choice('dataset.image_dtype', config.dataset.image_dtype, IMAGE_DTYPES)
   if not isinstance(config.fsdp, bool):
     raise ConfigError(f'fsdp={config.fsdp!r}: must be True or False')
-  from biggan_jax.training import augment, losses  # JAX only once the flags are good.
-  _check_choice('loss', config.loss, losses.LOSSES)
+  _check_choice('loss', config.loss, LOSSES)
   for key in ('ch', 'dim_z', 'shared_dim', 'num_classes', 'sn_iters'):
     _check_int(f'model.{key}', m[key], 1)
   _check_int('model.d_ch', m.d_ch, 0)
@@ -319,7 +332,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   _check_number('ortho_beta', config.ortho_beta, '>= 0')
   _check_number('ortho_beta_d', config.ortho_beta_d, '>= 0')
   try:
-    augment.parse(config.augment)
+    augmentations(config.augment)
   except ValueError as e:
     raise ConfigError(str(e)) from None
   _check_evaluation(config)
@@ -343,7 +356,7 @@ def _check_loop(config) -> None:
   _check_int('sample_every', config.sample_every, 0)
   _check_int('ema_start', config.ema_start, 0)
   g = config.collapse_guard
-  _check_choice('collapse_guard.remedy', g.remedy, _guard_remedies())
+  _check_choice('collapse_guard.remedy', g.remedy, GUARD_REMEDIES)
   _check_number('collapse_guard.sigma0_growth', g.sigma0_growth, '> 0')
   if g.sigma0_growth <= 1:
     raise ConfigError(f'collapse_guard.sigma0_growth={g.sigma0_growth!r}: must be > 1 '
@@ -363,11 +376,6 @@ def _check_loop(config) -> None:
     raise ConfigError(
         f'max_to_keep={config.max_to_keep}: collapse_guard.remedy={g.remedy!r} rolls back '
         'to a checkpoint from before the alarm, so keep at least 2 (--config.max_to_keep=3)')
-
-
-def _guard_remedies():
-  from biggan_jax.training import collapse_guard
-  return collapse_guard.REMEDIES
 
 
 def _check_sigma0_remedies(config) -> None:

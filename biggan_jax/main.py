@@ -24,7 +24,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from biggan_jax import cli, training
+from biggan_jax import cli, errors
 from biggan_jax import config as config_lib
 
 FLAGS = cli.flag_values()  # Its own, as every biggan_jax CLI's (cli.py).
@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
   # JAX logs its failed probe for a TPU at INFO.
   py_logging.getLogger('jax._src.xla_bridge').setLevel(py_logging.WARNING)
   # ConfigError, DatasetError, InitFromError, EvaluationError; NonFiniteLossError.
-  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, training.TrainingError))
+  return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, errors.TrainingError))
 
 
 if __name__ == '__main__':

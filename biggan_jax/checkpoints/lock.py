@@ -26,7 +26,7 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from biggan_jax import training
+from biggan_jax import errors
 
 LOCK_NAME = 'lock.json'
 HEARTBEAT_S = 15.0
@@ -34,7 +34,7 @@ STALE_S = 120.0
 SETTLE_S = 2.0
 
 
-class LockError(training.TrainingError):
+class LockError(errors.TrainingError):
   """The workdir is in use by another run; the message names it."""
 
 

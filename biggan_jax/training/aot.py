@@ -34,13 +34,13 @@ import json
 import os
 import time
 
-from biggan_jax import training
+from biggan_jax import errors
 from biggan_jax.training import topologies
 
 INSTALL = 'pip install -e ".[tpu]"'
 
 
-class CompileError(training.TrainingError):
+class CompileError(errors.TrainingError):
   """No TPU compiler, a step that does not fit, or a compiler failure: the one
   line the user sees."""
 

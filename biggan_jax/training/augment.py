@@ -24,16 +24,9 @@ import flax
 import jax
 import jax.numpy as jnp
 
-POLICIES = ('color', 'translation', 'cutout')
+from biggan_jax import config as config_lib
+
 _GATES = 0x0ADA  # fold_in stream of the gates: split(rng, n) children are fold_in(rng, i < n).
-
-
-def parse(policy: str) -> tuple[str, ...]:
-  names = tuple(p for p in (s.strip() for s in policy.split(',')) if p)
-  for p in names:
-    if p not in POLICIES:
-      raise ValueError(f'augment={policy!r}: unknown {p!r}; use names from {POLICIES}')
-  return names
 
 
 def _per_image(rng, x):
@@ -99,7 +92,7 @@ def diff_augment(x, rng, policy: str, p=None):
   `p` (ADA): each transform is applied to each image with probability p (the
   same draws as without p where it is applied); None applies all of them.
   """
-  names = parse(policy)
+  names = config_lib.augmentations(policy)
   keys = jax.random.split(rng, max(len(names), 1))
   if p is None:
     for name, key in zip(names, keys):

@@ -34,14 +34,13 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from biggan_jax import training
+from biggan_jax import errors
 
-REMEDIES = ('off', 'warn', 'stop', 'lower_lr', 'raise_r1')
 ROLLBACK_REMEDIES = ('lower_lr', 'raise_r1')
 META_KEY = 'collapse_guard'
 
 
-class CollapseError(training.TrainingError):
+class CollapseError(errors.TrainingError):
   """The guard stopped the run; the message says why and what is kept."""
 
 

@@ -29,11 +29,11 @@ import numpy as np
 from absl import logging
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from biggan_jax import training
+from biggan_jax.errors import TrainingError
 from biggan_jax.checkpoints import errors
 
 
-class DiskError(training.TrainingError):
+class DiskError(TrainingError):
   """Something the run writes could not be written; the message says what and why."""
 
 
@@ -153,7 +153,7 @@ def checkpoint_errors(step, mngr):
   """A failed Orbax save or wait -> DiskError naming the step; older checkpoints stay."""
   try:
     yield
-  except training.TrainingError:
+  except TrainingError:
     raise
   except Exception as e:  # Orbax/TensorStore raise ValueError, OSError, ...
     errors.collect_failed_reads()

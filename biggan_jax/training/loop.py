@@ -29,7 +29,7 @@ from absl import logging
 from etils import epath
 
 from biggan_jax import config as config_lib
-from biggan_jax import training
+from biggan_jax import errors
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, resume
 from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.data import pipeline, sources
@@ -40,7 +40,7 @@ from biggan_jax.utils import extras, files
 from biggan_jax.utils import images as images_lib
 
 
-class NonFiniteLossError(training.TrainingError):
+class NonFiniteLossError(errors.TrainingError):
   """Training diverged: a step's state is not finite; the checkpoints on disk are all finite."""
 
 

@@ -9,9 +9,9 @@ names here are those of `config.loss`.
 import jax
 import jax.numpy as jnp
 
-Array = jax.Array
+from biggan_jax.config import LOSSES
 
-LOSSES = ('hinge', 'non_saturating', 'wasserstein')
+Array = jax.Array
 
 
 def _check(kind: str) -> None:

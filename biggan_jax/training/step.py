@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from biggan_jax import config as config_lib
 from biggan_jax.training import augment, ema, faults, losses, regularizers, sigma_remedies
 from biggan_jax.training import state as train_state
 
@@ -90,7 +91,7 @@ def make_train_step(config, generator, discriminator, latent_sharding, param_lay
   sample = functools.partial(_sample_latents, dim_z=m.dim_z,
                              num_classes=m.num_classes, sharding=latent_sharding)
 
-  augment.parse(config.augment)  # fails early on an unknown policy
+  config_lib.augmentations(config.augment)  # fails early on an unknown policy
 
   def d_input(images, aug_key, p):
     return augment.diff_augment(images, aug_key, config.augment, p) if config.augment else images

@@ -19,7 +19,7 @@ def test_empty_policy_is_identity():
 
 def test_unknown_policy_is_refused():
   with pytest.raises(ValueError, match='unknown'):
-    augment.parse('translation,rotate')
+    augment.diff_augment(_ramp(), jax.random.PRNGKey(0), 'translation,rotate')
 
 
 def test_translation_shifts_each_image_by_a_whole_offset_within_ratio():

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from biggan_jax import training
+from biggan_jax import errors
 from biggan_jax.training import faults, sharding
 from paths import REPO
 
@@ -73,7 +73,7 @@ def test_a_read_only_or_full_disk_is_one_line():
       raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), '/runs/x/metrics.jsonl')
   assert str(error.value) == ('cannot write /runs/x/metrics.jsonl (workdir /runs/x): No space '
                               'left on device; checkpoints written before are kept')
-  assert isinstance(error.value, training.TrainingError)
+  assert isinstance(error.value, errors.TrainingError)
 
 
 @pytest.fixture
