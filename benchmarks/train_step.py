@@ -3,7 +3,7 @@
     python benchmarks/train_step.py --config=configs/imagenet128.py --batch_size=16 \\
       --dtype=bfloat16 --steps=10 [--config.model.ch=32 ...] [--write]
 
-Builds the step exactly as training does, with training/setup.py's `build`
+Builds the step exactly as training does, with training/sharded_step.py's `build`
 (the mesh, the state layout, the jitted init and the jitted step with its
 in/out shardings and donate_argnums=0, as the loop and --mode=compile use
 them; one data.fake.fake_batch put on the mesh once and reused) and measures:
@@ -34,7 +34,7 @@ from ml_collections import config_flags
 
 from biggan_jax import config as config_lib
 from biggan_jax.data import fake
-from biggan_jax.training import setup, sharding
+from biggan_jax.training import sharded_step, sharding
 from biggan_jax.training import state as train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +78,7 @@ def peak_memory_bytes():
 def build(config):
   """(jitted step, state, batch) for `config`, laid out on the mesh as training does."""
   config_lib.validate(config)
-  train = setup.build(config)
+  train = sharded_step.build(config)
   state = train.init(jax.random.PRNGKey(config.seed))
   batch = sharding.host_to_global(fake.fake_batch(config, 0, jax.process_index()),
                                   train.mesh, batch_axis=2)

@@ -4,7 +4,7 @@
       --mode=compile --topology=v4-8
 
 libtpu (`pip install -e ".[tpu]"`) compiles for a slice's devices without
-the slice. The step is the one training runs (training/setup.py: same
+the slice. The step is the one training runs (training/sharded_step.py: same
 mesh, state layout, shardings, donation); neither TensorFlow nor the dataset
 is touched. The compiler's memory_analysis() decides whether the step fits
 (peak_memory_in_bytes against the HBM a program may use, read from the
@@ -81,8 +81,8 @@ def model_flops(config, train) -> tuple[int, int, int]:
   """
   import jax
   import jax.numpy as jnp
-  from biggan_jax.training import flops, setup
-  m, state = config.model, setup.abstract_state(train)
+  from biggan_jax.training import flops, sharded_step
+  m, state = config.model, sharded_step.abstract_state(train)
   z = jax.ShapeDtypeStruct((1, m.dim_z), jnp.float32)
   y = jax.ShapeDtypeStruct((1,), jnp.int32)
   x = jax.ShapeDtypeStruct((1, m.resolution, m.resolution, 3), jnp.float32)
@@ -160,14 +160,14 @@ def _compile(lowered) -> dict:
 def analyse(config, name: str, devices=None, *, use_cache: bool = True) -> dict:
   """compile.json's contents for `config` on the slice `name` (see the module docstring)."""
   import jax
-  from biggan_jax.training import flops, setup
+  from biggan_jax.training import flops, sharded_step
   s = topologies.resolve(name)
   if devices is None:
     s, devices = slice_devices(name)
   n = len(devices)
   with _tpu_convolutions():
-    train = setup.build(config, devices)
-    state, batch = setup.abstract_state(train), setup.abstract_batch(config, train)
+    train = sharded_step.build(config, devices)
+    state, batch = sharded_step.abstract_state(train), sharded_step.abstract_batch(config, train)
     start = time.perf_counter()
     traced = train.step.trace(state, batch)
     lowered = traced.lower()

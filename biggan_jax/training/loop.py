@@ -34,7 +34,7 @@ from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, r
 from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.data import pipeline, sources
 from biggan_jax.training import collapse_guard, console, ema, faults, metrics_log
-from biggan_jax.training import periodic_eval, plots, setup, sharding
+from biggan_jax.training import periodic_eval, plots, sharded_step, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.utils import extras, files
 from biggan_jax.utils import images as images_lib
@@ -114,7 +114,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
 def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
   started = time.time()
   # ------------------------------- mesh, state layout, jitted init and step
-  train = setup.build(config)  # also what --mode=compile compiles (training/setup.py)
+  train = sharded_step.build(config)  # also what --mode=compile compiles (training/sharded_step.py)
   mesh, generator, discriminator = train.mesh, train.generator, train.discriminator
   repl = sharding.replicated(mesh)
   print(f'mesh: {jax.device_count()} devices over {jax.process_count()} processes', flush=True)
@@ -151,7 +151,7 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
 
   # ---------------------------------------------------------- update step
   step_fn = train.step
-  make_step_fn = lambda c: setup.build(c).step  # when the collapse guard changes the config
+  make_step_fn = lambda c: sharded_step.build(c).step  # when the collapse guard changes the config
   ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
                    out_shardings=repl)
   sample_z, sample_y = fixed_sample_inputs(config)

@@ -10,7 +10,7 @@ import pytest
 from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.data import fake
-from biggan_jax.training import ema, setup, sharding
+from biggan_jax.training import ema, sharded_step, sharding
 from biggan_jax.training import step as train_step
 from paths import REPO
 
@@ -24,7 +24,7 @@ def run_steps(config, mesh, num_steps, states=None):
 
   With a list `states`, the state after every step is appended to it.
   """
-  train = setup.build(config, mesh.devices.ravel())  # the loop's own construction
+  train = sharded_step.build(config, mesh.devices.ravel())  # the loop's own construction
   state = train.init(jax.random.PRNGKey(config.seed))
   step_fn = train.step
   history = []

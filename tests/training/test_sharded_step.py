@@ -1,4 +1,4 @@
-"""The one construction of the step (training/setup.py) and its memory levers: FSDP
+"""The one construction of the step (training/sharded_step.py) and its memory levers: FSDP
 state sharding, per-block rematerialisation and uint8 images train like the
 plain replicated step, and checkpoints move between the two layouts."""
 
@@ -12,7 +12,7 @@ from jax.sharding import PartitionSpec as P
 from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import training as checkpoint
 from biggan_jax.data import fake
-from biggan_jax.training import setup, sharding
+from biggan_jax.training import sharded_step, sharding
 from biggan_jax.training import step as train_step
 from paths import REPO
 
@@ -26,8 +26,8 @@ def tiny_config(**overrides):
 
 
 def run(config, image_dtype):
-  """STEPS steps of setup.build's jitted init and step; the batch crosses as `image_dtype`."""
-  train = setup.build(config)
+  """STEPS steps of sharded_step.build's jitted init and step; the batch crosses as `image_dtype`."""
+  train = sharded_step.build(config)
   state = train.init(jax.random.PRNGKey(config.seed))
   history = []
   for i in range(STEPS):
@@ -94,10 +94,10 @@ def test_fsdp_shards_weights_adam_and_ema_only(runs):
 
 def test_remat_and_uint8_are_in_the_step(runs):
   _, (levers, b, _), config = runs
-  batch = setup.abstract_batch(config, levers)
+  batch = sharded_step.abstract_batch(config, levers)
   assert batch['image'].dtype == jnp.uint8
   assert batch['image'].shape == (2, 1, 8, 32, 32, 3) and batch['label'].shape == (2, 1, 8)
-  jaxpr = str(jax.make_jaxpr(levers.step)(setup.abstract_state(levers), batch))
+  jaxpr = str(jax.make_jaxpr(levers.step)(sharded_step.abstract_state(levers), batch))
   assert 'checkpoint' in jaxpr or 'remat' in jaxpr
 
 
