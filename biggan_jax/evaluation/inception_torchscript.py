@@ -12,7 +12,7 @@ so it gives FID but not IS.
 `to_pytorch_fid` renames its tensors to pytorch-fid's names (one row per conv
 below, from the two networks' module trees) and sets every BN weight to 1, so
 that inception.variables_from_state_dict maps both files the same way. The
-file is read with checkpoints/torch_pickle.read_torchscript: its code is
+file is read with formats/torch_pickle.read_torchscript: its code is
 never run.
 """
 

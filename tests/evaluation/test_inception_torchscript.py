@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from biggan_jax.checkpoints import torch_pickle
+from biggan_jax.formats import torch_pickle
 from biggan_jax.evaluation import extractor as extractor_lib
 from biggan_jax.evaluation import inception, inception_torchscript, protocol, stats
 from biggan_jax import fid as fid_cli

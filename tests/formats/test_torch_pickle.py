@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-from biggan_jax.checkpoints import torch_pickle
+from biggan_jax.formats import torch_pickle
 
 
 @pytest.mark.parametrize('legacy', [False, True])
