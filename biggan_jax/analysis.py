@@ -129,7 +129,7 @@ def _outputs(command: str) -> list[str]:
 
 
 def _truncations() -> list[float | None]:
-  from biggan_jax.sampling import truncation
+  from biggan_jax.models import truncation
   values = []
   for item in FLAGS.truncations:
     if item.strip().lower() == 'none':
@@ -227,7 +227,7 @@ RUN = {'truncation_sweep': _run_truncation_sweep, 'interpolations': _run_interpo
 def main(argv: list[str]) -> int:
   def body():
     from biggan_jax import checkpoints
-    from biggan_jax.sampling import truncation
+    from biggan_jax.models import truncation
     command = _parse(argv)
     truncation.check_truncation(FLAGS.truncation)
     paths = _outputs(command)

@@ -65,7 +65,7 @@ flags.mark_flag_as_required('ref_stats', flag_values=FLAGS)
 def run() -> str:
   """Evaluates as the parsed flags say; returns the JSON or a one-line summary."""
   from biggan_jax.evaluation import protocol
-  from biggan_jax.sampling import truncation
+  from biggan_jax.models import truncation
   from biggan_jax.utils import files
   if FLAGS.num_samples < protocol.IS_SPLITS:
     raise cli.UsageError(f'--num_samples={FLAGS.num_samples}: at least {protocol.IS_SPLITS} '

@@ -289,7 +289,7 @@ def run() -> str:
   """Samples as the parsed flags say; returns a one-line summary."""
   import os
   from biggan_jax import checkpoints  # JAX after the flag checks.
-  from biggan_jax.sampling import truncation
+  from biggan_jax.models import truncation
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)
   if FLAGS.outdir is not None and os.path.isfile(FLAGS.outdir):
     raise cli.UsageError(f'--outdir={FLAGS.outdir} is a file')

@@ -26,7 +26,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from biggan_jax.checkpoints import errors
-from biggan_jax.sampling import truncation
+from biggan_jax.models import truncation
 
 KIND = 'biggan_jax.converted'
 META = 'meta.json'

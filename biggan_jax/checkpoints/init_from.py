@@ -34,7 +34,7 @@ from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import converted, errors
 from biggan_jax.models import architectures
 from biggan_jax.checkpoints import training as checkpoint
-from biggan_jax.sampling.truncation import BN_STATS_BY_TRUNCATION as TABLES
+from biggan_jax.models.truncation import BN_STATS_BY_TRUNCATION as TABLES
 
 
 class InitFromError(ValueError):

@@ -5,7 +5,7 @@ already standing statistics: training/ema.py), one of its checkpoints, its
 best_fid/ folder, a converted checkpoint directory (checkpoints/converted.py),
 or a pretrained model's name (checkpoints/pretrained.py).
 The checkpoint's meta says which truncation convention its model expects
-(sampling/truncation.py).
+(models/truncation.py).
 """
 
 import json
@@ -20,7 +20,7 @@ from biggan_jax import models
 from biggan_jax.models import architectures
 from biggan_jax.checkpoints import converted, errors, pretrained, training
 from biggan_jax.sampling import sampler as sampler_lib
-from biggan_jax.sampling import truncation as truncation_lib
+from biggan_jax.models import truncation as truncation_lib
 
 CheckpointError = errors.CheckpointError
 

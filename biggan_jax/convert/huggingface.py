@@ -10,7 +10,7 @@ convert_tf_to_pytorch.py):
   on one-hot classes (= a table lookup of its transposed weight);
 - every BN holds `n_stats` (51) running means/vars, one per truncation
   0, 0.02, ..., 1, and picks them by the sampling truncation (see
-  `sampling/truncation.py`'s bn_stats_at); BN and SN eps are both config.eps (1e-4);
+  `models/truncation.py`'s bn_stats_at); BN and SN eps are both config.eps (1e-4);
 - G's first linear reshapes to NHWC (TF order), as ours: no permutation;
 - conv_to_rgb computes `ch` channels and keeps the first 3;
 - spectral norm is torch.nn.utils.spectral_norm's: weight_orig, weight_u,
@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from biggan_jax.convert import biggan_pytorch
-from biggan_jax.sampling import truncation
+from biggan_jax.models import truncation
 
 ConversionError = biggan_pytorch.ConversionError
 CONFIG = 'config.json'

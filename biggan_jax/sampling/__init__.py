@@ -3,6 +3,6 @@
 Open a checkpoint with `biggan_jax.load_generator(path)` (checkpoints/loading.py).
 """
 
+from biggan_jax.models.truncation import (BN_STATS_BY_TRUNCATION, CONVENTIONS, bn_stats_at,
+                                          check_truncation, tfhub_z, truncated_z)
 from biggan_jax.sampling.sampler import Sampler
-from biggan_jax.sampling.truncation import (BN_STATS_BY_TRUNCATION, CONVENTIONS, bn_stats_at,
-                                            check_truncation, tfhub_z, truncated_z)

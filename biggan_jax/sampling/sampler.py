@@ -5,7 +5,7 @@
     images = sampler.sample([1, 207, 980], truncation=0.5, seed=0)  # (3, R, R, 3) in [-1, 1]
     sampler.to_pil(images)[0].save('goldfish.png')
 
-z is drawn in the checkpoint's truncation convention (sampling/truncation.py).
+z is drawn in the checkpoint's truncation convention (models/truncation.py).
 Explicit z are used as given (for 'tfhub', scaled already, as the package's
 truncated_noise_sample returns them), with the BN statistics of the τ passed
 beside them (default 1). Interpolations follow the paper's Fig. 4 / App. D:
@@ -23,8 +23,8 @@ import jax
 import numpy as np
 
 from biggan_jax.sampling import class_names as class_names_lib
-from biggan_jax.sampling import truncation as truncation_lib
-from biggan_jax.sampling.truncation import BN_STATS_BY_TRUNCATION, check_truncation
+from biggan_jax.models import truncation as truncation_lib
+from biggan_jax.models.truncation import BN_STATS_BY_TRUNCATION, check_truncation
 from biggan_jax.utils import images as images_lib
 
 

@@ -1,4 +1,7 @@
-"""The two truncation conventions a BigGAN checkpoint can expect (meta's 'truncation_convention').
+"""The two truncation conventions a BigGAN model can expect (meta's 'truncation_convention').
+
+A property of the model, beside it in models/: the 'tfhub' convention's BN
+statistics are model variables, and the converters and checkpoints name both.
 
 - 'paper' (biggan_jax runs, BigGAN-PyTorch): the truncation trick of Brock et
   al. 2019, Sec. 3.1: z ~ N(0, I) with every value outside ±τ resampled, i.e.
