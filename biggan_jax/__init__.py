@@ -1,13 +1,13 @@
 """BigGAN and BigGAN-deep in JAX/Flax (Brock, Donahue & Simonyan, ICLR 2019).
 
 `biggan_jax.load_generator(path)` opens a training workdir or a converted
-checkpoint for sampling (biggan_jax/checkpoints/loading.py); it is imported on
+checkpoint for sampling (biggan_jax/sampling/loading.py); it is imported on
 first use so that `import biggan_jax` stays cheap.
 """
 
 
 def __getattr__(name):
   if name == 'load_generator':
-    from biggan_jax.checkpoints.loading import load_generator
+    from biggan_jax.sampling.loading import load_generator
     return load_generator
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

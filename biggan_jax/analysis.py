@@ -226,12 +226,12 @@ RUN = {'truncation_sweep': _run_truncation_sweep, 'interpolations': _run_interpo
 
 def main(argv: list[str]) -> int:
   def body():
-    from biggan_jax import checkpoints
+    from biggan_jax.sampling import loading
     from biggan_jax.models import truncation
     command = _parse(argv)
     truncation.check_truncation(FLAGS.truncation)
     paths = _outputs(command)
-    sampler = checkpoints.load_generator(FLAGS.checkpoint, FLAGS.step)
+    sampler = loading.load_generator(FLAGS.checkpoint, FLAGS.step)
     return RUN[command](sampler, paths)
   return cli.run(__doc__, FLAGS, argv, body, errors=(ValueError, OSError))
 

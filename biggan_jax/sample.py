@@ -288,13 +288,13 @@ def _write(images, rows: int, path: str) -> None:
 def run() -> str:
   """Samples as the parsed flags say; returns a one-line summary."""
   import os
-  from biggan_jax import checkpoints  # JAX after the flag checks.
+  from biggan_jax.sampling import loading  # JAX after the flag checks.
   from biggan_jax.models import truncation
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)
   if FLAGS.outdir is not None and os.path.isfile(FLAGS.outdir):
     raise cli.UsageError(f'--outdir={FLAGS.outdir} is a file')
   truncation.check_truncation(FLAGS.truncation)
-  sampler = checkpoints.load_generator(FLAGS.checkpoint)
+  sampler = loading.load_generator(FLAGS.checkpoint)
   for skipped in sampler.meta.get('skipped', ()):  # newer checkpoints that did not verify
     print(f'warning: {skipped}', file=sys.stderr)
   if FLAGS.seeds is not None:

@@ -66,7 +66,7 @@ ABSENT = ('tensorflow', 'tensorflow_datasets', 'tensorboard', 'clu', 'torch', 't
 INFERENCE_MODULES = (
     'biggan_jax.sample', 'biggan_jax.fid', 'biggan_jax.evaluate', 'biggan_jax.analysis',
     'biggan_jax.convert.__main__', 'biggan_jax.convert.huggingface',
-    'biggan_jax.checkpoints.loading', 'biggan_jax.checkpoints.pretrained',
+    'biggan_jax.sampling.loading', 'biggan_jax.checkpoints.pretrained',
     'biggan_jax.sampling', 'biggan_jax.evaluation.protocol', 'biggan_jax.evaluation.extractor',
     'biggan_jax.evaluation.analysis', 'biggan_jax.models.summary', 'biggan_jax.main',
     'biggan_jax.digits_eval')

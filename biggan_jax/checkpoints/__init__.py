@@ -1,7 +1,6 @@
-"""Checkpoints: a run's own (training), converted ones, the best-FID one, and opening them.
+"""Checkpoints: a run's own, converted ones, pretrained downloads, the best-FID one.
 
-`load_generator(path)` opens any of them for sampling (checkpoints/loading.py).
+`biggan_jax.load_generator(path)` opens any of them for sampling (sampling/loading.py).
 """
 
 from biggan_jax.checkpoints.errors import CheckpointError
-from biggan_jax.checkpoints.loading import load_generator

@@ -209,11 +209,11 @@ def evaluate_checkpoint(checkpoint: str, ref_stats_path: str, *, step: int | Non
   Reads the reference and the checkpoint before generating anything, so that
   bad input fails fast (one-line ValueErrors).
   """
-  from biggan_jax import checkpoints
+  from biggan_jax.sampling import loading
   from biggan_jax.evaluation import resize as resize_lib
   ref = stats.load_stats(ref_stats_path)
   resize_lib.check_same(resize, ref, ref_stats_path)
-  sampler = checkpoints.load_generator(checkpoint, step)
+  sampler = loading.load_generator(checkpoint, step)
   sampler.draw_z(1, truncation)  # the convention's own limits (tfhub: τ <= 1).
   extractor = make_extractor(weights, batch_size, resize)
   result = evaluate_sampler(sampler, num_samples=num_samples, ref_stats=ref,

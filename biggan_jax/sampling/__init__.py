@@ -1,6 +1,6 @@
 """Sampling: the Sampler and the truncation conventions it follows.
 
-Open a checkpoint with `biggan_jax.load_generator(path)` (checkpoints/loading.py).
+Open a checkpoint with `biggan_jax.load_generator(path)` (sampling/loading.py).
 """
 
 from biggan_jax.models.truncation import (BN_STATS_BY_TRUNCATION, CONVENTIONS, bn_stats_at,

@@ -24,7 +24,7 @@ import torch
 
 from biggan_jax import load_generator, models
 from biggan_jax.checkpoints import converted as checkpoint_dir
-from biggan_jax.checkpoints import loading
+from biggan_jax.sampling import loading
 from biggan_jax.convert import biggan_pytorch as bp
 from paths import REPO, TESTDATA
 from cli_checks import one_error_line

@@ -17,10 +17,10 @@ from etils import epath
 
 from biggan_jax import config as config_lib
 from biggan_jax import models
-from biggan_jax.models import architectures
 from biggan_jax.checkpoints import converted, errors, pretrained, training
-from biggan_jax.sampling import sampler as sampler_lib
+from biggan_jax.models import architectures
 from biggan_jax.models import truncation as truncation_lib
+from biggan_jax.sampling import sampler as sampler_lib
 
 CheckpointError = errors.CheckpointError
 
