@@ -12,8 +12,8 @@ device. Timed, each the median of --repeats after one untimed call:
 - all_finite: `training/faults.all_finite` of the state, jitted alone (inside
   the train step XLA fuses it with the update that produces the state);
 - save: an Orbax save of the same state and EMA G through
-  `checkpoints/training.save` into a temporary folder, waited for;
-- restore: `checkpoints/training.restore_state` of it, which verifies.
+  `checkpoints/run_checkpoints.save` into a temporary folder, waited for;
+- restore: `checkpoints/run_checkpoints.restore_state` of it, which verifies.
 It prints one row of the table in benchmarks/README.md.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.checkpoints import integrity
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.training import faults
 from biggan_jax.training import state as train_state
 
@@ -80,14 +80,14 @@ def main():
 
     def save():
       step[0] += 1
-      mngr = checkpoint.manager(f'{folder}/c{step[0]}', max_to_keep=1)
-      checkpoint.save(mngr, 1, state, ema, {'step': 1})
+      mngr = run_checkpoints.manager(f'{folder}/c{step[0]}', max_to_keep=1)
+      run_checkpoints.save(mngr, 1, state, ema, {'step': 1})
       mngr.wait_until_finished()
       return mngr
     t_save = timed(save, args.repeats)
     print(f'save {t_save:.1f} s', flush=True)
-    mngr = checkpoint.manager(f'{folder}/c{step[0]}', read_only=True)
-    t_restore = timed(lambda: jax.block_until_ready(checkpoint.restore_state(mngr, 1, state)),
+    mngr = run_checkpoints.manager(f'{folder}/c{step[0]}', read_only=True)
+    t_restore = timed(lambda: jax.block_until_ready(run_checkpoints.restore_state(mngr, 1, state)),
                       args.repeats)
   finally:
     shutil.rmtree(folder)

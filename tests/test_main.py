@@ -118,13 +118,13 @@ def test_a_second_run_on_a_live_workdir_names_the_holder(tmp_path, capsys, monke
 
 def test_resuming_another_architecture_is_one_line(tmp_path, capsys, monkeypatch):
   import jax.numpy as jnp
-  from biggan_jax.checkpoints import training as checkpoint
+  from biggan_jax.checkpoints import run_checkpoints
   monkeypatch.chdir(REPO)
   model = load_config(REPO / 'configs' / 'tiny.py').model
   model.ch = 8  # a ch 8 run's workdir, resumed with configs/tiny.py (ch 4)
-  mngr = checkpoint.manager(tmp_path / 'checkpoints')
-  checkpoint.save(mngr, 2, {'w': jnp.zeros(2)}, {'w': jnp.zeros(2)},
-                  {'step': 2, 'kind': checkpoint.TRAIN_KIND, 'model': model.to_dict()})
+  mngr = run_checkpoints.manager(tmp_path / 'checkpoints')
+  run_checkpoints.save(mngr, 2, {'w': jnp.zeros(2)}, {'w': jnp.zeros(2)},
+                  {'step': 2, 'kind': run_checkpoints.TRAIN_KIND, 'model': model.to_dict()})
   mngr.wait_until_finished()
   code, err = run_in_process(capsys, f'--workdir={tmp_path}')
   assert code == 2 and err.count('\n') == 1

@@ -7,7 +7,7 @@ import orbax.checkpoint as ocp
 
 from absl import logging
 
-from biggan_jax.checkpoints import errors, integrity, training
+from biggan_jax.checkpoints import errors, integrity, run_checkpoints
 
 class BestFid:
   """WORKDIR/best_fid/<step>/{ema_generator,meta}: the EMA G with the lowest FID so far.
@@ -28,7 +28,7 @@ class BestFid:
     self.mngr = None
     self.step, self.fid = None, math.inf
     if directory.exists():
-      self.mngr = training.manager(directory, max_to_keep=1)
+      self.mngr = run_checkpoints.manager(directory, max_to_keep=1)
       self.step = self.mngr.latest_step()
     if self.step is not None:
       try:
@@ -38,7 +38,7 @@ class BestFid:
       except Exception as e:  # Orbax raises many kinds; a torn meta is a ValueError.
         reason = f'its meta cannot be read ({errors.describe_error(e)})'
         logging.warning('best_fid/%d: %s', self.step, reason)
-        training.set_aside(self.mngr, self.step, f'best_fid: {reason}')
+        run_checkpoints.set_aside(self.mngr, self.step, f'best_fid: {reason}')
         self.step = self.mngr.latest_step()
 
   def maybe_save(self, step: int, fid: float, ema_vars, meta: dict) -> bool:
@@ -46,7 +46,7 @@ class BestFid:
     if not fid < self.fid or (self.step is not None and step <= self.step):
       return False
     if self.mngr is None:
-      self.mngr = training.manager(self.directory, max_to_keep=1)
+      self.mngr = run_checkpoints.manager(self.directory, max_to_keep=1)
     self.mngr.save(step, args=ocp.args.Composite(
         ema_generator=ocp.args.StandardSave(ema_vars),
         meta=ocp.args.JsonSave({**meta, 'fid': fid, 'checksums': {

@@ -14,7 +14,7 @@ Only a new run is initialised this way: when W already holds a checkpoint,
 the loop resumes it and ignores --init_from, so a preempted fine-tune goes on
 from where it stopped instead of starting over.
 
-Its own module, not part of checkpoints/training.py: that one saves and
+Its own module, not part of checkpoints/run_checkpoints.py: that one saves and
 restores a run's own state, this one maps someone else's weights into a fresh
 state and checks that they fit.
 """
@@ -33,7 +33,7 @@ import orbax.checkpoint as ocp
 from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import converted, errors
 from biggan_jax.models import architectures
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.models.truncation import BN_STATS_BY_TRUNCATION as TABLES
 
 
@@ -181,7 +181,7 @@ def describe(path) -> Source:
     raise InitFromError(f'--init_from={path}: neither a converted checkpoint directory '
                         '(python -m biggan_jax.convert) nor a training workdir')
   folder, step = found
-  mngr = checkpoint.manager(folder, read_only=True)
+  mngr = run_checkpoints.manager(folder, read_only=True)
   step = mngr.latest_step() if step is None else step
   if step is None:
     raise InitFromError(f'--init_from={path}: a training workdir without a checkpoint '
@@ -192,7 +192,7 @@ def describe(path) -> Source:
   except Exception as e:  # Orbax raises many kinds.
     raise InitFromError(f'--init_from={path}: cannot read checkpoint {step}\'s meta '
                         f'({errors.describe_error(e)})') from None
-  if not isinstance(meta, dict) or meta.get('kind') != checkpoint.TRAIN_KIND or 'model' not in meta:
+  if not isinstance(meta, dict) or meta.get('kind') != run_checkpoints.TRAIN_KIND or 'model' not in meta:
     raise InitFromError(f'--init_from={path}: checkpoint {step} is not a biggan_jax '
                         'training checkpoint')
   return Source(path, 'workdir', dict(meta['model']), True, folder, step)
@@ -203,7 +203,7 @@ def has_checkpoint(workdir) -> bool:
   folder = epath.Path(workdir) / 'checkpoints'
   if not folder.is_dir():
     return False
-  return checkpoint.manager(folder, read_only=True).latest_step() is not None
+  return run_checkpoints.manager(folder, read_only=True).latest_step() is not None
 
 
 def check(config, path, workdir) -> Source | None:
@@ -263,8 +263,8 @@ def initialize(state, config, path):
   check_architecture(config, source)
   if source.kind == 'workdir':
     try:
-      restored, _ = checkpoint.restore_state(
-          checkpoint.manager(source.checkpoints, read_only=True), source.step, state)
+      restored, _ = run_checkpoints.restore_state(
+          run_checkpoints.manager(source.checkpoints, read_only=True), source.step, state)
     except Exception as e:  # Orbax raises many kinds.
       errors.collect_failed_reads()
       raise InitFromError(f'--init_from={source.path}: cannot restore checkpoint '

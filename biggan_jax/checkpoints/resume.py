@@ -9,7 +9,7 @@ field and the override, not an Orbax traceback about shapes.
 from absl import logging
 from etils import epath
 
-from biggan_jax.checkpoints import init_from, training
+from biggan_jax.checkpoints import init_from, run_checkpoints
 from biggan_jax.checkpoints.errors import CheckpointError
 
 
@@ -20,11 +20,11 @@ def check(config, workdir) -> int | None:
   warning: the run resumes with the config's values. Returns the step checked,
   or None for a new run.
   """
-  found = training.newest_meta(epath.Path(workdir) / 'checkpoints')
+  found = run_checkpoints.newest_meta(epath.Path(workdir) / 'checkpoints')
   if found is None:
     return None
   step, meta = found
-  if meta.get('kind') != training.TRAIN_KIND or not isinstance(meta.get('model'), dict):
+  if meta.get('kind') != run_checkpoints.TRAIN_KIND or not isinstance(meta.get('model'), dict):
     raise CheckpointError(f'--workdir={workdir}: its checkpoint {step} is not a biggan_jax '
                           'training checkpoint; give a new --workdir')
   difference = init_from.architecture_difference(config, meta['model'], True)

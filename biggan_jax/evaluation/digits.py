@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 
 from biggan_jax import models
-from biggan_jax.checkpoints import training
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import digits
 
 
@@ -55,7 +55,7 @@ def mean_pairwise_distance(x) -> float:
 
 def generate(workdir, num_per_class: int, seed: int):
   """(images (10 * n, 64) at 8x8 in [0, 16], labels, resolution) from the EMA G."""
-  meta, variables = training.restore_ema_generator(os.path.join(workdir, 'checkpoints'))
+  meta, variables = run_checkpoints.restore_ema_generator(os.path.join(workdir, 'checkpoints'))
   m = ml_collections.ConfigDict(meta['model'])
   generator = models.create_generator(m)
   labels = np.repeat(np.arange(m.num_classes), num_per_class).astype(np.int32)

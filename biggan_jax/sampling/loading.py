@@ -17,7 +17,7 @@ from etils import epath
 
 from biggan_jax import config as config_lib
 from biggan_jax import models
-from biggan_jax.checkpoints import converted, errors, pretrained, training
+from biggan_jax.checkpoints import converted, errors, pretrained, run_checkpoints
 from biggan_jax.models import architectures
 from biggan_jax.models import truncation as truncation_lib
 from biggan_jax.sampling import sampler as sampler_lib
@@ -76,7 +76,7 @@ def _not_a_checkpoint(path: epath.Path) -> CheckpointError:
 
 def _restore_training(directory: epath.Path, step: int | None, where):
   try:
-    meta, variables = training.restore_ema_generator(str(directory), step)
+    meta, variables = run_checkpoints.restore_ema_generator(str(directory), step)
   except CheckpointError:
     raise
   except Exception as e:  # Orbax/tensorstore raise many kinds.
@@ -87,7 +87,7 @@ def _restore_training(directory: epath.Path, step: int | None, where):
     errors.collect_failed_reads()
     raise CheckpointError(f'{where}: cannot restore its EMA generator ({problem}); '
                           'is the checkpoint complete?')
-  if not isinstance(meta, dict) or meta.get('kind') != training.TRAIN_KIND or 'model' not in meta:
+  if not isinstance(meta, dict) or meta.get('kind') != run_checkpoints.TRAIN_KIND or 'model' not in meta:
     raise CheckpointError(f'{where}: its meta is not a biggan_jax training checkpoint\'s')
   return meta, variables
 

@@ -15,7 +15,7 @@ import jax
 from etils import epath
 
 from biggan_jax import config as config_lib
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import sources
 
 
@@ -140,7 +140,7 @@ def latest_step(workdir) -> int | None:
   directory = epath.Path(workdir) / 'checkpoints'
   if not directory.is_dir():
     return None
-  return checkpoint.manager(directory, read_only=True).latest_step()
+  return run_checkpoints.manager(directory, read_only=True).latest_step()
 
 
 def dry_run(config, workdir: str) -> str:
@@ -173,7 +173,7 @@ def dry_run(config, workdir: str) -> str:
                  f'train steps {latest + 1:,}-{total:,} and write')
   n = _saves(config.checkpoint_every, start, total)
   lines += ['  config.json',
-            f'  checkpoints/<step>/{{{",".join(checkpoint.ITEMS)}}}  '
+            f'  checkpoints/<step>/{{{",".join(run_checkpoints.ITEMS)}}}  '
             f'{_cadence(config.checkpoint_every, total)} ({n} saves; the last '
             f'{config.max_to_keep} kept), with losses.png and sigma0.png',
             f'  metrics.jsonl and TensorBoard events: a row every {config.log_every:,} '

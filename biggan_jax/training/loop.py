@@ -15,7 +15,7 @@ leaves behind in its workdir:
 
 What it does about faults (README "Reliability"): training/faults.py checks
 every step's state for finiteness and agrees preemption across hosts,
-checkpoints/lock.py keeps a second run out, checkpoints/training.py walks
+checkpoints/lock.py keeps a second run out, checkpoints/run_checkpoints.py walks
 back past checkpoints that do not restore, training/collapse_guard.py rolls
 back on the paper's signs of collapse.
 """
@@ -31,7 +31,7 @@ from etils import epath
 from biggan_jax import config as config_lib
 from biggan_jax import errors
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, resume
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import pipeline, sources
 from biggan_jax.training import collapse_guard, console, ema, faults, metrics_log
 from biggan_jax.training import periodic_eval, plots, sharded_step, sharding
@@ -129,11 +129,11 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
   state = train.init(jax.random.PRNGKey(config.seed))
 
   # ------------------------------------------------------ load checkpoint
-  mngr = checkpoint.manager(workdir / 'checkpoints',
+  mngr = run_checkpoints.manager(workdir / 'checkpoints',
                             max_to_keep=config.max_to_keep)
   guard = collapse_guard.Guard(config, workdir)
   start = 0
-  restored = checkpoint.restore_newest(mngr, state)  # walks back past unusable ones
+  restored = run_checkpoints.restore_newest(mngr, state)  # walks back past unusable ones
   if restored is not None:
     _, state, meta = restored
     start = int(meta['data_position'])
@@ -168,12 +168,12 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
 
   def checkpoint_meta(step):
     return {'step': step, 'data_position': step, 'model': config.model.to_dict(),
-            'kind': checkpoint.TRAIN_KIND, **guard.meta()}
+            'kind': run_checkpoints.TRAIN_KIND, **guard.meta()}
 
   def save(step):
     ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
     with faults.checkpoint_errors(step, mngr):
-      checkpoint.save(mngr, step, state, ema_vars, checkpoint_meta(step))
+      run_checkpoints.save(mngr, step, state, ema_vars, checkpoint_meta(step))
     jsonl.flush()
     if jax.process_index() == 0:
       plots.plot_training(jsonl.path, workdir)
@@ -208,8 +208,8 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
           f'{alarm.last_healthy} or before to roll back to (checkpoints: {mngr.all_steps()}); '
           'stopped')
     for newer in [s for s in mngr.all_steps() if s > target]:
-      checkpoint.set_aside(mngr, newer, f'rolled back past at step {alarm.step}: {alarm.reason}')
-    target, state, _ = checkpoint.restore_newest(mngr, state)  # older if target is unusable
+      run_checkpoints.set_aside(mngr, newer, f'rolled back past at step {alarm.step}: {alarm.reason}')
+    target, state, _ = run_checkpoints.restore_newest(mngr, state)  # older if target is unusable
     config = guard.rolled_back(config, alarm, target)
     step_fn = make_step_fn(config)
     monitor.reset()

@@ -16,7 +16,7 @@ from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.checkpoints import converted as checkpoint_dir
 from biggan_jax.checkpoints import init_from
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.training import loop, sharding
 from biggan_jax.training import state as train_state
 from paths import REPO
@@ -56,8 +56,8 @@ def source_run(tmp_path_factory):
   config = tiny_config(total_steps=1, checkpoint_every=1, seed=5)
   workdir = tmp_path_factory.mktemp('source_run')
   loop.train_and_evaluate(config, str(workdir))
-  mngr = checkpoint.manager(workdir / 'checkpoints', read_only=True)
-  state, _ = checkpoint.restore_state(mngr, 1, fresh_state(config))
+  mngr = run_checkpoints.manager(workdir / 'checkpoints', read_only=True)
+  state, _ = run_checkpoints.restore_state(mngr, 1, fresh_state(config))
   return workdir, jax.device_get(state)
 
 
@@ -158,9 +158,9 @@ def test_fine_tune_from_the_command_line(converted, tmp_path):
                     '--config.total_steps=1', '--config.checkpoint_every=1')
   assert result.returncode == 0, result.stderr
   assert 'G, EMA G and D from the converted checkpoint' in result.stderr
-  mngr = checkpoint.manager(tmp_path / 'checkpoints', read_only=True)
+  mngr = run_checkpoints.manager(tmp_path / 'checkpoints', read_only=True)
   assert mngr.all_steps() == [1]
-  state, _ = checkpoint.restore_state(mngr, 1, fresh_state(tiny_config()))
+  state, _ = run_checkpoints.restore_state(mngr, 1, fresh_state(tiny_config()))
   assert int(state.step) == 1
   # One step of Adam with lr 2e-4 moved D from the converted weights, a little.
   d_params = split(d_vars)[0]

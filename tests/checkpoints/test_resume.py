@@ -5,7 +5,7 @@ import pytest
 
 from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import resume
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from paths import REPO
 
 
@@ -13,10 +13,10 @@ def tiny_config():
   return config_lib.from_file(REPO / 'configs' / 'tiny.py')
 
 
-def saved_run(workdir, model, kind=checkpoint.TRAIN_KIND):
+def saved_run(workdir, model, kind=run_checkpoints.TRAIN_KIND):
   """A checkpoint whose meta is a training run's (the arrays do not matter here)."""
-  mngr = checkpoint.manager(workdir / 'checkpoints')
-  checkpoint.save(mngr, 2, {'w': jnp.zeros(3)}, {'w': jnp.zeros(1)},
+  mngr = run_checkpoints.manager(workdir / 'checkpoints')
+  run_checkpoints.save(mngr, 2, {'w': jnp.zeros(3)}, {'w': jnp.zeros(1)},
                   {'step': 2, 'kind': kind, 'model': model})
   mngr.wait_until_finished()
 
@@ -34,7 +34,7 @@ def test_another_architecture_is_one_line_naming_fields_and_overrides(tmp_path):
   saved_run(tmp_path, tiny_config().model.to_dict())
   config = tiny_config()
   config.model.ch = 8  # the issue's --config.model.ch=8
-  with pytest.raises(checkpoint.CheckpointError) as error:
+  with pytest.raises(run_checkpoints.CheckpointError) as error:
     resume.check(config, tmp_path)
   assert str(error.value) == (
       f"--workdir={tmp_path} resumes checkpoint 2, whose model differs from the config's "
@@ -53,5 +53,5 @@ def test_other_settings_only_warn(tmp_path, caplog):
 
 def test_not_a_training_checkpoint(tmp_path):
   saved_run(tmp_path, {}, kind='something else')
-  with pytest.raises(checkpoint.CheckpointError, match='not a biggan_jax training checkpoint'):
+  with pytest.raises(run_checkpoints.CheckpointError, match='not a biggan_jax training checkpoint'):
     resume.check(tiny_config(), tmp_path)

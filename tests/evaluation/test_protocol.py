@@ -19,7 +19,7 @@ import biggan_jax
 from biggan_jax import config as config_lib
 from biggan_jax import evaluate
 from biggan_jax.checkpoints import best_fid
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import fake
 from biggan_jax.evaluation import metrics, protocol, stats as stats_lib
 from biggan_jax.training import loop
@@ -258,7 +258,7 @@ def test_best_fid_is_kept_only_when_improved(run):
   assert sampler.meta['step'] == 3 and sampler.meta['fid'] == 3.0
   assert sampler.meta['eval_num_samples'] == 12
   # The EMA G that was evaluated at step 3: the rolling checkpoint's, bit for bit.
-  _, rolling = checkpoint.restore_ema_generator(str(workdir / 'checkpoints'), 3)
+  _, rolling = run_checkpoints.restore_ema_generator(str(workdir / 'checkpoints'), 3)
   for a, b in zip(jax.tree.leaves(sampler.variables), jax.tree.leaves(rolling)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

@@ -15,7 +15,7 @@ from PIL import Image
 from biggan_jax import config as config_lib
 import biggan_jax
 from biggan_jax import sample, sampling
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.training import loop
 from biggan_jax.utils import images as images_lib
 from cli_checks import one_error_line
@@ -88,7 +88,7 @@ def test_bad_truncation_is_a_value_error(t):
 # ---------------------------------------------------------- load_generator
 
 def test_load_generator_on_a_training_workdir(workdir, sampler):
-  meta, variables = checkpoint.restore_ema_generator(str(workdir / 'checkpoints'))
+  meta, variables = run_checkpoints.restore_ema_generator(str(workdir / 'checkpoints'))
   assert meta['kind'] == 'biggan_jax.train' and meta['step'] == 1
   assert (sampler.resolution, sampler.dim_z, sampler.num_classes) == (R, 16, 5)
   assert sampler.truncation_convention == 'paper' and sampler.class_names is None

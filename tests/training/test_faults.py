@@ -91,21 +91,21 @@ def small_files():
 def test_a_failed_checkpoint_write_is_one_line_and_keeps_older_ones(tmp_path, request):
   """Orbax's failure on a full disk (on a full tmpfs: RESOURCE_EXHAUSTED ... No space left
   on device, a ValueError), here from a file-size limit."""
-  from biggan_jax.checkpoints import training as checkpoint
-  mngr = checkpoint.manager(tmp_path / 'checkpoints', max_to_keep=3)
+  from biggan_jax.checkpoints import run_checkpoints
+  mngr = run_checkpoints.manager(tmp_path / 'checkpoints', max_to_keep=3)
   tree = {'w': jnp.asarray(np.random.default_rng(0).standard_normal(100_000), jnp.float32)}
-  checkpoint.save(mngr, 1, tree, tree, {'step': 1})
+  run_checkpoints.save(mngr, 1, tree, tree, {'step': 1})
   mngr.wait_until_finished()
   request.getfixturevalue('small_files')
   with pytest.raises(faults.DiskError) as error:
     with faults.checkpoint_errors(2, mngr):
-      checkpoint.save(mngr, 2, tree, tree, {'step': 2})
+      run_checkpoints.save(mngr, 2, tree, tree, {'step': 2})
       mngr.wait_until_finished()
   message = str(error.value)
   assert message.startswith(f'checkpoint 2 could not be written to {tmp_path}/checkpoints (')
   assert message.endswith('); the checkpoints before it are kept') and '\n' not in message
   assert 'File too large' in message
-  assert checkpoint.manager(tmp_path / 'checkpoints', read_only=True).all_steps() == [1]
+  assert run_checkpoints.manager(tmp_path / 'checkpoints', read_only=True).all_steps() == [1]
 
 
 def test_orbax_tracebacks_are_dropped_from_the_log(caplog):

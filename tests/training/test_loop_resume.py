@@ -18,7 +18,7 @@ import optax
 import pytest
 
 from biggan_jax import config as config_lib
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.training import loop
 from biggan_jax.training import state as train_state
 import damage
@@ -66,8 +66,8 @@ def test_run_leaves_its_artefacts(resumed_runs):
   assert (workdir / 'sigma0.png').stat().st_size > 0
   assert json.loads((workdir / 'config.json').read_text())['model']['ch'] == 4
   assert any(p.name.startswith('events.out.tfevents') for p in workdir.iterdir())
-  from biggan_jax.checkpoints import training as checkpoint
-  meta, ema_vars = checkpoint.restore_ema_generator(str(workdir / 'checkpoints'))
+  from biggan_jax.checkpoints import run_checkpoints
+  meta, ema_vars = run_checkpoints.restore_ema_generator(str(workdir / 'checkpoints'))
   assert meta['step'] == 4 and meta['model']['resolution'] == 32
   assert set(ema_vars) == {'params', 'batch_stats', 'spectral'}
 
@@ -103,8 +103,8 @@ def test_non_finite_state_is_never_saved(resumed_runs):
   assert str(error.value) == ('step 5: the new state is not finite; stopped without saving '
                               'it; the newest checkpoint (step 4) and all before it are finite')
   assert {p.name: p.stat().st_mtime for p in ckpt.iterdir()} == before
-  mngr = checkpoint.manager(ckpt, read_only=True)
-  _, ema_vars = checkpoint.restore_ema_generator(str(ckpt))
+  mngr = run_checkpoints.manager(ckpt, read_only=True)
+  _, ema_vars = run_checkpoints.restore_ema_generator(str(ckpt))
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(ema_vars))
   assert mngr.latest_step() == 4
 
@@ -163,5 +163,5 @@ def test_collapse_guard_rolls_back_a_forced_divergence_and_finishes_finite(tmp_p
   rows = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['step'] for r in rows] == list(range(1, 11))
   assert rows[-1]['lr_g'] == LR_G / 2
-  meta = checkpoint.newest_meta(tmp_path / 'checkpoints')[1]
+  meta = run_checkpoints.newest_meta(tmp_path / 'checkpoints')[1]
   assert meta['collapse_guard'] == {'overrides': event['overrides'], 'rollbacks': 1}

@@ -29,7 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from paths import REPO
 
 TIMEOUT_S = 600
@@ -213,7 +213,7 @@ def test_full_state_agrees(workdirs):
 def test_ema_generator_agrees(workdirs):
   """`restore_ema_generator` reads both checkpoints here, on another topology."""
   (meta_m, multi), (meta_s, single) = (
-      checkpoint.restore_ema_generator(str(w / 'checkpoints')) for w in workdirs)
+      run_checkpoints.restore_ema_generator(str(w / 'checkpoints')) for w in workdirs)
   assert meta_m['step'] == meta_s['step'] == TOTAL_STEPS
   assert meta_m['model'] == meta_s['model']
   _assert_close('ema_generator', jax.device_get(multi), jax.device_get(single))

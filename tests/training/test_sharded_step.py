@@ -10,7 +10,7 @@ from flax import traverse_util
 from jax.sharding import PartitionSpec as P
 
 from biggan_jax import config as config_lib
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import fake
 from biggan_jax.training import sharded_step, sharding
 from biggan_jax.training import step as train_step
@@ -105,11 +105,11 @@ def test_remat_and_uint8_are_in_the_step(runs):
 def test_checkpoint_restores_into_the_other_layout(runs, tmp_path, saved, target):
   named = {'plain': runs[0], 'levers': runs[1]}
   source_state, target_train = named[saved][1], named[target][0]
-  mngr = checkpoint.manager(tmp_path / 'ckpt')
-  checkpoint.save(mngr, STEPS, source_state, {'params': source_state.ema_params}, {'step': STEPS})
+  mngr = run_checkpoints.manager(tmp_path / 'ckpt')
+  run_checkpoints.save(mngr, STEPS, source_state, {'params': source_state.ema_params}, {'step': STEPS})
   mngr.wait_until_finished()
   like = target_train.init(jax.random.PRNGKey(1))
-  restored, meta = checkpoint.restore_state(mngr, STEPS, like)
+  restored, meta = run_checkpoints.restore_state(mngr, STEPS, like)
   assert meta['step'] == STEPS
   for got, want, layout in zip(jax.tree.leaves(restored), jax.tree.leaves(source_state),
                                jax.tree.leaves(like)):

@@ -13,7 +13,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from biggan_jax.checkpoints import training as checkpoint
+from biggan_jax.checkpoints import run_checkpoints
 
 
 def state_at(step):
@@ -30,9 +30,9 @@ def ema_at(step):
 
 
 def save_steps(directory, steps=(1, 2, 3), **meta):
-  mngr = checkpoint.manager(directory, max_to_keep=5)
+  mngr = run_checkpoints.manager(directory, max_to_keep=5)
   for s in steps:
-    checkpoint.save(mngr, s, state_at(s), ema_at(s), {'step': s, **meta})
+    run_checkpoints.save(mngr, s, state_at(s), ema_at(s), {'step': s, **meta})
   mngr.wait_until_finished()
   return mngr
 
@@ -71,8 +71,8 @@ def test_restore_walks_back_and_sets_the_bad_one_aside(case, tmp_path, caplog):
   directory = tmp_path / 'checkpoints'
   save_steps(directory)
   corrupt(directory)
-  mngr = checkpoint.manager(directory, max_to_keep=5)
-  step, state, meta = checkpoint.restore_newest(mngr, state_at(0))
+  mngr = run_checkpoints.manager(directory, max_to_keep=5)
+  step, state, meta = run_checkpoints.restore_newest(mngr, state_at(0))
   assert step == 2 and meta['step'] == 2
   np.testing.assert_array_equal(state['w'], state_at(2)['w'])
   assert mngr.all_steps() == [1, 2]          # so that the next save of step 3 happens
@@ -87,10 +87,10 @@ def test_restore_walks_back_and_sets_the_bad_one_aside(case, tmp_path, caplog):
 def test_a_step_set_aside_twice_keeps_both(tmp_path):
   directory = tmp_path / 'checkpoints'
   mngr = save_steps(directory, (1, 2))
-  checkpoint.set_aside(mngr, 2, 'first')
-  checkpoint.save(mngr, 2, state_at(2), ema_at(2), {'step': 2})
+  run_checkpoints.set_aside(mngr, 2, 'first')
+  run_checkpoints.save(mngr, 2, state_at(2), ema_at(2), {'step': 2})
   mngr.wait_until_finished()
-  checkpoint.set_aside(mngr, 2, 'second')
+  run_checkpoints.set_aside(mngr, 2, 'second')
   assert sorted(os.listdir(tmp_path / 'skipped_checkpoints')) == ['2', '2.1', 'skipped.jsonl']
   assert mngr.all_steps() == [1]
 
@@ -100,10 +100,10 @@ def test_when_none_restores_nothing_is_moved(tmp_path):
   save_steps(directory, (1, 2))
   for s in (1, 2):
     flip_byte(data_file(directory, s))
-  mngr = checkpoint.manager(directory, max_to_keep=5)
-  with pytest.raises(checkpoint.CheckpointError, match='none of its 2 checkpoints can be '
+  mngr = run_checkpoints.manager(directory, max_to_keep=5)
+  with pytest.raises(run_checkpoints.CheckpointError, match='none of its 2 checkpoints can be '
                      r'restored \(step 2: checkpoint 2: its state is not what was saved'):
-    checkpoint.restore_newest(mngr, state_at(0))
+    run_checkpoints.restore_newest(mngr, state_at(0))
   assert mngr.all_steps() == [1, 2] and not (tmp_path / 'skipped_checkpoints').exists()
 
 
@@ -112,8 +112,8 @@ def test_a_state_with_other_entries_is_named_not_pasted(tmp_path):
   directory = tmp_path / 'checkpoints'
   save_steps(directory, (1,))
   target = dict(state_at(0), ada={'p': jnp.float32(0)})
-  with pytest.raises(checkpoint.CheckpointError) as e:
-    checkpoint.restore_newest(checkpoint.manager(directory, max_to_keep=5), target)
+  with pytest.raises(run_checkpoints.CheckpointError) as e:
+    run_checkpoints.restore_newest(run_checkpoints.manager(directory, max_to_keep=5), target)
   assert '\n' not in str(e.value)
   assert ('(step 1: its training state holds other entries than this run\'s (written by another '
           'biggan_jax version, or with options that add state') in str(e.value)
@@ -121,17 +121,17 @@ def test_a_state_with_other_entries_is_named_not_pasted(tmp_path):
 
 
 def test_no_checkpoint_is_none(tmp_path):
-  assert checkpoint.restore_newest(checkpoint.manager(tmp_path / 'c'), state_at(0)) is None
+  assert run_checkpoints.restore_newest(run_checkpoints.manager(tmp_path / 'c'), state_at(0)) is None
 
 
 def test_checkpoints_from_before_checksums_still_restore(tmp_path):
   """Written without meta['checksums'] (biggan_jax before it had them)."""
-  mngr = checkpoint.manager(tmp_path, max_to_keep=5)
+  mngr = run_checkpoints.manager(tmp_path, max_to_keep=5)
   mngr.save(1, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state_at(1)), ema_generator=ocp.args.StandardSave(ema_at(1)),
       meta=ocp.args.JsonSave({'step': 1})))
   mngr.wait_until_finished()
-  step, state, _ = checkpoint.restore_newest(mngr, state_at(0))
+  step, state, _ = run_checkpoints.restore_newest(mngr, state_at(0))
   assert step == 1 and int(state['step']) == 1
 
 
@@ -139,24 +139,24 @@ def test_ema_generator_walks_back_without_moving_anything(tmp_path):
   directory = tmp_path / 'checkpoints'
   save_steps(directory)
   flip_byte(data_file(directory, 3, 'ema_generator'))
-  meta, variables = checkpoint.restore_ema_generator(str(directory))
+  meta, variables = run_checkpoints.restore_ema_generator(str(directory))
   assert meta['step'] == 2 and float(variables['params']['step']) == 2.0
   [skipped] = meta['skipped']
   assert skipped.startswith('checkpoint 3 skipped: checkpoint 3: its ema_generator is not '
                             'what was saved (checksum mismatch')
   assert sorted(os.listdir(directory)) == ['1', '2', '3']
-  with pytest.raises(checkpoint.CheckpointError, match='checksum mismatch'):
-    checkpoint.restore_ema_generator(str(directory), 3)  # asked for by step: no walking back
+  with pytest.raises(run_checkpoints.CheckpointError, match='checksum mismatch'):
+    run_checkpoints.restore_ema_generator(str(directory), 3)  # asked for by step: no walking back
 
 
 def test_newest_meta_reads_json_only(tmp_path):
   directory = tmp_path / 'checkpoints'
   save_steps(directory, model={'ch': 4})
   (directory / '3' / 'meta' / 'metadata').write_text('{torn')
-  step, meta = checkpoint.newest_meta(directory)
+  step, meta = run_checkpoints.newest_meta(directory)
   assert step == 2 and meta['model'] == {'ch': 4} and set(meta['checksums']) == {
       'state', 'ema_generator'}
-  assert checkpoint.newest_meta(tmp_path / 'nothing') is None
+  assert run_checkpoints.newest_meta(tmp_path / 'nothing') is None
 
 
 def test_read_only_manager_does_not_warn_read_only(tmp_path, caplog):
@@ -167,8 +167,8 @@ def test_read_only_manager_does_not_warn_read_only(tmp_path, caplog):
   assert 'read only' in caplog.text  # Orbax's own option warns on a writable directory
   caplog.clear()
   with caplog.at_level(logging.INFO):
-    checkpoint.manager(tmp_path / 'checkpoints', read_only=True).close()
+    run_checkpoints.manager(tmp_path / 'checkpoints', read_only=True).close()
   assert 'read only' not in caplog.text
   assert not (tmp_path / 'missing').exists()
-  checkpoint.manager(tmp_path / 'missing', read_only=True).close()
+  run_checkpoints.manager(tmp_path / 'missing', read_only=True).close()
   assert not (tmp_path / 'missing').exists()
