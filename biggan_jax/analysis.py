@@ -149,23 +149,23 @@ def _truncations() -> list[float | None]:
 def _classes(sampler, default_num: int):
   if FLAGS.labels:
     return sampler.class_ids([l.strip() for l in FLAGS.labels if l.strip()])
-  from biggan_jax.evaluation import analysis
-  return analysis.random_classes(sampler.num_classes, FLAGS.num or default_num, FLAGS.seed)
+  from biggan_jax.evaluation import paper_figures
+  return paper_figures.random_classes(sampler.num_classes, FLAGS.num or default_num, FLAGS.seed)
 
 
 def _run_truncation_sweep(sampler, paths) -> str:
-  from biggan_jax.evaluation import analysis, inception, protocol, stats
+  from biggan_jax.evaluation import inception, paper_figures, protocol, stats
   truncations = _truncations()
   for t in truncations:
     sampler.draw_z(1, t)  # the convention's limits (tfhub: τ <= 1) before any work.
   ref = stats.load_stats(FLAGS.ref_stats)
   extractor = protocol.make_extractor(FLAGS.weights, FLAGS.batch_size)
-  rows = analysis.truncation_sweep(sampler, truncations, num_samples=FLAGS.num_samples,
+  rows = paper_figures.truncation_sweep(sampler, truncations, num_samples=FLAGS.num_samples,
                                    ref_stats=ref, extractor=extractor,
                                    batch_size=FLAGS.batch_size, seed=FLAGS.seed)
   os.makedirs(FLAGS.output, exist_ok=True)
-  analysis.write_jsonl(rows, paths[0])
-  analysis.plot_truncation_curve(rows, paths[1])
+  paper_figures.write_jsonl(rows, paths[0])
+  paper_figures.plot_truncation_curve(rows, paths[1])
   best = min(rows, key=lambda r: r['fid'])
   tau = 'none' if best['truncation'] is None else f"{best['truncation']:g}"
   note = ('' if getattr(extractor, 'has_logits', True)
@@ -175,19 +175,19 @@ def _run_truncation_sweep(sampler, paths) -> str:
 
 
 def _run_interpolations(sampler, paths) -> str:
-  from biggan_jax.evaluation import analysis
+  from biggan_jax.evaluation import paper_figures
   sampler.draw_z(1, FLAGS.truncation)
   classes = _classes(sampler, 4)
-  sheets = analysis.interpolations(sampler, classes, steps=FLAGS.steps,
+  sheets = paper_figures.interpolations(sampler, classes, steps=FLAGS.steps,
                                    truncation=FLAGS.truncation, seed=FLAGS.seed,
                                    batch_size=FLAGS.batch_size)
-  analysis.save_sheet(sheets['z'], paths[0])
-  analysis.save_sheet(sheets['class'], paths[1])
+  paper_figures.save_sheet(sheets['z'], paths[0])
+  paper_figures.save_sheet(sheets['class'], paths[1])
   return f'wrote {paths[0]} and {paths[1]}: {len(classes)} rows of {FLAGS.steps}'
 
 
 def _run_nearest_neighbours(sampler, paths) -> str:
-  from biggan_jax.evaluation import analysis, image_folder, protocol
+  from biggan_jax.evaluation import image_folder, paper_figures, protocol
   from biggan_jax.utils import files as files_lib
   sampler.draw_z(1, FLAGS.truncation)
   if not os.path.isdir(FLAGS.data):
@@ -204,10 +204,10 @@ def _run_nearest_neighbours(sampler, paths) -> str:
       files.extend(chunk)
       yield images, chunk
 
-  result = analysis.nearest_neighbours(samples, batches(), k=FLAGS.k, extractor=extractor)
+  result = paper_figures.nearest_neighbours(samples, batches(), k=FLAGS.k, extractor=extractor)
   os.makedirs(FLAGS.output, exist_ok=True)
-  analysis.save_neighbour_sheet(samples, result['pixel'], paths[0])
-  analysis.save_neighbour_sheet(samples, result['inception'], paths[1])
+  paper_figures.save_neighbour_sheet(samples, result['pixel'], paths[0])
+  paper_figures.save_neighbour_sheet(samples, result['inception'], paths[1])
   listing = [{'class': int(c), **{
       space: [{'file': files[j], 'distance': float(d)}
               for j, d in zip(result[space]['indices'][i], result[space]['distances'][i])]

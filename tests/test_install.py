@@ -68,7 +68,7 @@ INFERENCE_MODULES = (
     'biggan_jax.convert.__main__', 'biggan_jax.convert.huggingface',
     'biggan_jax.sampling.loading', 'biggan_jax.checkpoints.pretrained',
     'biggan_jax.sampling', 'biggan_jax.evaluation.protocol', 'biggan_jax.evaluation.extractor',
-    'biggan_jax.evaluation.analysis', 'biggan_jax.models.summary', 'biggan_jax.main',
+    'biggan_jax.evaluation.paper_figures', 'biggan_jax.models.summary', 'biggan_jax.main',
     'biggan_jax.digits_eval')
 
 SCRIPT = r'''

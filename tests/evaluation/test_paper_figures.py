@@ -13,7 +13,7 @@ import biggan_jax
 from biggan_jax import analysis, models
 from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import converted as checkpoint_dir
-from biggan_jax.evaluation import analysis as analysis_lib
+from biggan_jax.evaluation import paper_figures as analysis_lib
 from biggan_jax.evaluation import extractor as extractor_lib
 from biggan_jax.evaluation import image_folder, inception, protocol
 from biggan_jax.evaluation import stats as stats_lib
@@ -145,7 +145,7 @@ def test_nearest_neighbours_cli(sampler, checkpoint, tmp_path, inception_extract
     write_png(tmp_path / 'data' / f'sample{i}.png', s)
   monkeypatch.setattr(protocol, 'make_extractor', lambda *a: inception_extractor)
   out = tmp_path / 'out'
-  code = analysis.main(['analysis', 'nearest_neighbours', f'--checkpoint={checkpoint}',
+  code = paper_figures.main(['analysis', 'nearest_neighbours', f'--checkpoint={checkpoint}',
                         f'--data={tmp_path / "data"}', '--num=2', '--k=3', '--seed=5',
                         '--batch_size=3', f'--output={out}'])
   _, err = capsys.readouterr()
@@ -178,7 +178,7 @@ def test_truncation_sweep_cli(checkpoint, tmp_path, capsys, monkeypatch):
   args = ['analysis', 'truncation_sweep', f'--checkpoint={checkpoint}',
           f'--ref_stats={tmp_path / "ref.npz"}', '--truncations=2,0.5,none',
           '--num_samples=20', '--batch_size=10', f'--output={out}']
-  code = analysis.main(args)
+  code = paper_figures.main(args)
   stdout, err = capsys.readouterr()
   assert code == 0, err
   rows = [json.loads(l) for l in (out / 'truncation_sweep.jsonl').read_text().splitlines()]
@@ -189,13 +189,13 @@ def test_truncation_sweep_cli(checkpoint, tmp_path, capsys, monkeypatch):
   assert len({r['fid'] for r in rows}) == 3  # τ changes the samples
   assert Image.open(out / 'truncation_sweep.png').size[0] > 300
   assert 'best FID' in stdout
-  code = analysis.main(args)
+  code = paper_figures.main(args)
   assert code == 2 and 'exists' in capsys.readouterr().err
 
 
 def test_interpolations_cli(checkpoint, sampler, tmp_path, capsys):
   out = tmp_path / 'interp'
-  code = analysis.main(['analysis', 'interpolations', f'--checkpoint={checkpoint}',
+  code = paper_figures.main(['analysis', 'interpolations', f'--checkpoint={checkpoint}',
                         '--labels=0,3,4', '--steps=5', '--truncation=1', f'--output={out}'])
   _, err = capsys.readouterr()
   assert code == 0, err
@@ -228,7 +228,7 @@ def test_interpolations_cli(checkpoint, sampler, tmp_path, capsys):
 def test_cli_errors_are_one_line(args, message, tmp_path, capsys, monkeypatch, checkpoint):
   monkeypatch.chdir(tmp_path)
   args = [a.replace('--checkpoint=X', f'--checkpoint={checkpoint}') for a in args]
-  code = analysis.main(['analysis', *args])
+  code = paper_figures.main(['analysis', *args])
   err = capsys.readouterr().err
   assert code == 2
   assert err.startswith('error: ') and message in err and len(err.strip().splitlines()) == 1
