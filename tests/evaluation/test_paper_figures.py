@@ -13,7 +13,7 @@ import biggan_jax
 from biggan_jax import analysis, models
 from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import converted as checkpoint_dir
-from biggan_jax.evaluation import paper_figures as analysis_lib
+from biggan_jax.evaluation import paper_figures
 from biggan_jax.evaluation import extractor as extractor_lib
 from biggan_jax.evaluation import image_folder, inception, protocol
 from biggan_jax.evaluation import stats as stats_lib
@@ -108,12 +108,12 @@ def test_nearest_neighbours_are_truly_nearest(tmp_path, inception_extractor):
   files = image_folder.list_images(str(tmp_path / 'train'))[0]
   stream = np.stack([np.asarray(Image.open(f)) for f in files])  # the folder's order
 
-  result = analysis_lib.nearest_neighbours(
+  result = paper_figures.nearest_neighbours(
       samples, image_folder.folder_batches(str(tmp_path / 'train'), R, 4), k=4,
       extractor=inception_extractor)
   planted = [next(i for i, x in enumerate(stream) if (x == s).all()) for s in samples]
 
-  order, dist = brute_force_order(analysis_lib._pixels(samples), analysis_lib._pixels(stream))
+  order, dist = brute_force_order(paper_figures._pixels(samples), paper_figures._pixels(stream))
   pixel = result['pixel']
   np.testing.assert_array_equal(pixel['indices'], order[:, :4])
   np.testing.assert_allclose(pixel['distances'], np.take_along_axis(dist, order[:, :4], 1),
@@ -136,7 +136,7 @@ def test_nearest_neighbours_are_truly_nearest(tmp_path, inception_extractor):
 def test_nearest_neighbours_cli(sampler, checkpoint, tmp_path, inception_extractor, capsys,
                                 monkeypatch):
   # The samples the CLI will draw (--num=2 --seed=5), planted among noise images.
-  classes = analysis_lib.random_classes(sampler.num_classes, 2, 5)
+  classes = paper_figures.random_classes(sampler.num_classes, 2, 5)
   samples = sampler.to_uint8(sampler.sample(classes, seed=5))
   rng = np.random.default_rng(1)
   for i in range(6):
@@ -145,7 +145,7 @@ def test_nearest_neighbours_cli(sampler, checkpoint, tmp_path, inception_extract
     write_png(tmp_path / 'data' / f'sample{i}.png', s)
   monkeypatch.setattr(protocol, 'make_extractor', lambda *a: inception_extractor)
   out = tmp_path / 'out'
-  code = paper_figures.main(['analysis', 'nearest_neighbours', f'--checkpoint={checkpoint}',
+  code = analysis.main(['analysis', 'nearest_neighbours', f'--checkpoint={checkpoint}',
                         f'--data={tmp_path / "data"}', '--num=2', '--k=3', '--seed=5',
                         '--batch_size=3', f'--output={out}'])
   _, err = capsys.readouterr()
@@ -178,24 +178,24 @@ def test_truncation_sweep_cli(checkpoint, tmp_path, capsys, monkeypatch):
   args = ['analysis', 'truncation_sweep', f'--checkpoint={checkpoint}',
           f'--ref_stats={tmp_path / "ref.npz"}', '--truncations=2,0.5,none',
           '--num_samples=20', '--batch_size=10', f'--output={out}']
-  code = paper_figures.main(args)
+  code = analysis.main(args)
   stdout, err = capsys.readouterr()
   assert code == 0, err
   rows = [json.loads(l) for l in (out / 'truncation_sweep.jsonl').read_text().splitlines()]
   assert [r['truncation'] for r in rows] == [2.0, 0.5, None]
   for r in rows:
-    assert set(analysis_lib.SWEEP_KEYS) <= set(r)
+    assert set(paper_figures.SWEEP_KEYS) <= set(r)
     assert all(np.isfinite(r[k]) for k in ('is_mean', 'is_std', 'fid', 'precision', 'recall'))
   assert len({r['fid'] for r in rows}) == 3  # τ changes the samples
   assert Image.open(out / 'truncation_sweep.png').size[0] > 300
   assert 'best FID' in stdout
-  code = paper_figures.main(args)
+  code = analysis.main(args)
   assert code == 2 and 'exists' in capsys.readouterr().err
 
 
 def test_interpolations_cli(checkpoint, sampler, tmp_path, capsys):
   out = tmp_path / 'interp'
-  code = paper_figures.main(['analysis', 'interpolations', f'--checkpoint={checkpoint}',
+  code = analysis.main(['analysis', 'interpolations', f'--checkpoint={checkpoint}',
                         '--labels=0,3,4', '--steps=5', '--truncation=1', f'--output={out}'])
   _, err = capsys.readouterr()
   assert code == 0, err
@@ -204,7 +204,7 @@ def test_interpolations_cli(checkpoint, sampler, tmp_path, capsys):
   assert z_sheet.shape == class_sheet.shape == images_lib.image_grid(
       np.zeros((15, R, R, 3)), 3).shape
   # Both sheets are what the Sampler's interpolations give.
-  sheets = analysis_lib.interpolations(sampler, [0, 3, 4], steps=5, truncation=1.0, seed=0)
+  sheets = paper_figures.interpolations(sampler, [0, 3, 4], steps=5, truncation=1.0, seed=0)
   for sheet, images in ((z_sheet, sheets['z']), (class_sheet, sheets['class'])):
     tiles = images_lib.grid_tiles(sheet, 3, 5, R)
     np.testing.assert_array_equal(tiles, images_lib.to_uint8(images))
@@ -228,7 +228,7 @@ def test_interpolations_cli(checkpoint, sampler, tmp_path, capsys):
 def test_cli_errors_are_one_line(args, message, tmp_path, capsys, monkeypatch, checkpoint):
   monkeypatch.chdir(tmp_path)
   args = [a.replace('--checkpoint=X', f'--checkpoint={checkpoint}') for a in args]
-  code = paper_figures.main(['analysis', *args])
+  code = analysis.main(['analysis', *args])
   err = capsys.readouterr().err
   assert code == 2
   assert err.startswith('error: ') and message in err and len(err.strip().splitlines()) == 1
