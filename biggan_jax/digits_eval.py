@@ -3,7 +3,7 @@
     python -m biggan_jax.digits_eval --workdir=runs/digits [--num_per_class=100] [--seed=0]
 
 An SVC fit on the real 'train' digits judges the EMA G's samples and the real
-held-out ones alike (evaluation/digits.py says how); diversity 1.0 means as
+held-out ones alike (evaluation/digit_classifier.py says how); diversity 1.0 means as
 varied as the data. Writes WORKDIR/digits_eval.json and prints a table.
 """
 
@@ -24,13 +24,17 @@ flags.mark_flag_as_required('workdir', flag_values=FLAGS)
 
 
 def run() -> str:
-  from biggan_jax.evaluation import digits
+  from biggan_jax.checkpoints import run_checkpoints
+  from biggan_jax.evaluation import digit_classifier
   from biggan_jax.utils import extras, files
   extras.require('digits', 'digits_eval')
-  digits.check_run(FLAGS.workdir)  # before JAX restores anything.
-  result = digits.evaluate(FLAGS.workdir, FLAGS.num_per_class, FLAGS.seed)
+  digit_classifier.check_run(FLAGS.workdir)  # before JAX restores anything.
+  meta, variables = run_checkpoints.restore_ema_generator(
+      os.path.join(FLAGS.workdir, 'checkpoints'))
+  result = digit_classifier.evaluate(FLAGS.workdir, meta, variables, FLAGS.num_per_class,
+                                     FLAGS.seed)
   files.write_text(os.path.join(FLAGS.workdir, 'digits_eval.json'), json.dumps(result, indent=2))
-  return digits.summary(result)
+  return digit_classifier.summary(result)
 
 
 def main(argv: list[str]) -> int:

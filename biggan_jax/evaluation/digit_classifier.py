@@ -24,7 +24,6 @@ import ml_collections
 import numpy as np
 
 from biggan_jax import models
-from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import digits
 
 
@@ -53,16 +52,15 @@ def mean_pairwise_distance(x) -> float:
   return float(np.sqrt(d2[i, j]).mean())
 
 
-def generate(workdir, num_per_class: int, seed: int):
-  """(images (10 * n, 64) at 8x8 in [0, 16], labels, resolution) from the EMA G."""
-  meta, variables = run_checkpoints.restore_ema_generator(os.path.join(workdir, 'checkpoints'))
-  m = ml_collections.ConfigDict(meta['model'])
+def generate(model: dict, variables, num_per_class: int, seed: int):
+  """(images (10 * n, 64) at 8x8 in [0, 16], labels) from G with `variables` (the EMA G)."""
+  m = ml_collections.ConfigDict(model)
   generator = models.create_generator(m)
   labels = np.repeat(np.arange(m.num_classes), num_per_class).astype(np.int32)
   z = jax.random.normal(jax.random.PRNGKey(seed), (len(labels), m.dim_z))
   images = jax.jit(lambda v, z, y: generator.apply(v, z, y, train=False))(variables, z, labels)
   images = (np.clip(np.asarray(images, np.float32), -1, 1) + 1.0) / 2.0
-  return to_8x8(images), labels, m.resolution, int(meta['step'])
+  return to_8x8(images), labels
 
 
 def check_run(workdir) -> None:
@@ -84,12 +82,13 @@ def check_run(workdir) -> None:
                      'run has not saved a checkpoint yet)')
 
 
-def evaluate(workdir, num_per_class: int = 100, seed: int = 0) -> dict:
-  """The figures above for the run in `workdir`; ValueError for a run they do not fit."""
+def evaluate(workdir, meta: dict, variables, num_per_class: int = 100, seed: int = 0) -> dict:
+  """The figures above for the EMA G of `workdir`'s checkpoint (its `meta` and
+  `variables`, checkpoints/run_checkpoints.py's restore_ema_generator); ValueError
+  for a model they do not fit."""
   from sklearn import svm
-  check_run(workdir)
-  fake, fake_y, resolution, step = generate(workdir, num_per_class, seed)
-  real, real_y, is_test = real_digits(resolution)
+  fake, fake_y = generate(meta['model'], variables, num_per_class, seed)
+  real, real_y, is_test = real_digits(meta['model']['resolution'])
   classifier = svm.SVC(gamma='scale').fit(real[~is_test], real_y[~is_test])
   real_pred = classifier.predict(real[is_test])
   fake_pred = classifier.predict(fake)
@@ -107,7 +106,7 @@ def evaluate(workdir, num_per_class: int = 100, seed: int = 0) -> dict:
     raise ValueError(f'--workdir={workdir}: its model has {len(set(fake_y.tolist()))} classes, '
                      f'the digits {len(classes)}; digits_eval judges runs of configs/digits.py')
   return {
-      'workdir': str(workdir), 'step': step, 'num_per_class': num_per_class,
+      'workdir': str(workdir), 'step': int(meta['step']), 'num_per_class': num_per_class,
       'real_test_accuracy': float((real_pred == real_y[is_test]).mean()),
       'generated_accuracy': float((fake_pred == fake_y).mean()),
       'diversity_mean': float(np.mean([v['diversity'] for v in per_class.values()])),
