@@ -3,7 +3,7 @@
     python benchmarks/compile_table.py configs/imagenet128.py:v4-8:num_accumulations=2 \\
       runs/i128/compile.json ...
 
-Each argument is CONFIG:TOPOLOGY[:key=value,...] (compiled by training/aot.py,
+Each argument is CONFIG:TOPOLOGY[:key=value,...] (compiled by training/compile_check.py,
 what --mode=compile runs, its analysis cached under $BIGGAN_JAX_CACHE/compile/
 so a rebuilt table recompiles nothing, though each row is lowered again) or a
 compile.json that --mode=compile wrote. Prints one markdown row per argument.
@@ -15,7 +15,8 @@ import json
 import sys
 
 from biggan_jax import config as config_lib
-from biggan_jax.training import aot
+from biggan_jax.aot import report as aot
+from biggan_jax.training import compile_check
 
 HEADER = ('| model | batch | acc | dtype | levers | slice | devices | fits | GiB/device | '
           'compile s | GFLOP/step | XLA / jaxpr | jaxpr / model | est. s/step | bound | '
@@ -46,7 +47,7 @@ def report_for(arg: str) -> dict:
     node[leaf] = _value(value)
   _, devices = aot.slice_devices(topology)
   config_lib.validate(config, len(devices))
-  return aot.analyse(config, topology, devices)
+  return compile_check.analyse(config, topology, devices)
 
 
 def row(r: dict) -> str:

@@ -120,11 +120,12 @@ def _init_distributed() -> None:
 def run() -> str:
   """Validates, then summarises or trains as the parsed flags say."""
   if FLAGS.mode == 'compile':
-    from biggan_jax.training import aot  # the slice's devices: the batch must split over them.
+    from biggan_jax.aot import report  # the slice's devices: the batch must split over them.
+    from biggan_jax.training import compile_check
     if not FLAGS.topology:
       raise cli.UsageError('--mode=compile needs --topology, e.g. --topology=v4-8')
-    _, devices = aot.slice_devices(FLAGS.topology)
-    aot.run(_validated_config(len(devices)), FLAGS.workdir, FLAGS.topology, devices)
+    _, devices = report.slice_devices(FLAGS.topology)
+    compile_check.run(_validated_config(len(devices)), FLAGS.workdir, FLAGS.topology, devices)
     return ''
   if FLAGS.mode == 'train':
     _init_distributed()

@@ -1,6 +1,6 @@
 """The one construction of the jitted init and train step, their shardings and the batch.
 
-The training loop, `--mode=compile` (training/aot.py) and
+The training loop, `--mode=compile` (training/compile_check.py) and
 benchmarks/train_step.py all build the step here, so what the TPU compiler
 measures ahead of time is the program a run executes: the same mesh axis,
 state layout (replicated, or FSDP with `config.fsdp`), batch layout, in/out

@@ -10,7 +10,9 @@ import pytest
 
 from biggan_jax import config as config_lib
 from biggan_jax import main
-from biggan_jax.training import aot, topologies
+from biggan_jax import aot
+from biggan_jax.aot import report as aot_report, topologies
+from biggan_jax.training import compile_check, sharded_step
 from cli_checks import one_error_line
 from paths import REPO
 
@@ -56,7 +58,7 @@ def test_libtpu_gives_the_slices_devices_and_hbm():
   """What a rented slice shows JAX: a v4-8 is 4 megacore devices of 30.75 GiB usable HBM."""
   for name, kind, count, hbm_gib in (('v4-8', 'TPU v4', 4, 30.75), ('v3-8', 'TPU v3', 8, 15.48),
                                      ('v5e-8', 'TPU v5 lite', 8, 15.75)):
-    _, devices = aot.slice_devices(name)
+    _, devices = aot_report.slice_devices(name)
     assert (devices[0].device_kind, len(devices)) == (kind, count)
     assert len({d.process_index for d in devices}) == 1   # one host, as the -8 slices
     assert topologies.hbm_limit(devices[0]) / 2**30 == pytest.approx(hbm_gib, abs=0.01)
@@ -109,22 +111,22 @@ def test_compile_writes_compile_json(tmp_path, monkeypatch, capsys):
 def test_the_compilers_options_key_the_cache(monkeypatch):
   # A coarse compile's verdict (JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1) must not answer a default one.
   s = topologies.resolve('v5e-1')
-  default = aot._cache_path('program', s)
+  default = aot_report._cache_path('program', s)
   before = jax.config.jax_exec_time_optimization_effort
   jax.config.update('jax_exec_time_optimization_effort', -1.0)
   try:
-    options = aot.compiler_options()
-    assert aot._cache_path('program', s) != default
+    options = aot_report.compiler_options()
+    assert aot_report._cache_path('program', s) != default
   finally:
     jax.config.update('jax_exec_time_optimization_effort', before)
-  coarse = aot.coarse_efforts({'compiler_options': options})
+  coarse = aot_report.coarse_efforts({'compiler_options': options})
   assert coarse == {'exec_time_optimization_effort': -1.0}
   default_options = dict(options, exec_time_optimization_effort=0.0)
-  assert aot.coarse_efforts({'compiler_options': default_options}) == {}
+  assert aot_report.coarse_efforts({'compiler_options': default_options}) == {}
   monkeypatch.setenv('LIBTPU_INIT_ARGS', os.environ.get('LIBTPU_INIT_ARGS', '') + ' --xla_tpu_x=1')
-  assert aot._cache_path('program', s) != default
+  assert aot_report._cache_path('program', s) != default
   monkeypatch.undo()
-  assert aot._cache_path('program', s) == default
+  assert aot_report._cache_path('program', s) == default
 
 
 def test_step_that_cannot_fit(tmp_path, monkeypatch, capsys):
@@ -160,7 +162,7 @@ def test_a_compiler_failure_is_one_line_not_a_verdict():
           'INTERNAL: RET_CHECK failure (hlo_instruction.cc:3699) ShapeUtil::Compatible...\n'
           '=== Source Location Trace: ===\nlibtpu_init_utils.cc:327')
   with pytest.raises(aot.CompileError) as e:
-    aot._compile(Lowered())
+    aot_report._compile(Lowered())
   message = str(e.value)
   assert message.startswith('libtpu ') and '\n' not in message
   assert 'failed to compile the step, which says nothing about its fit: INTERNAL: RET_CHECK' in message
@@ -171,14 +173,15 @@ def test_an_accumulation_near_the_limit_is_named_beside_the_safe_one():
   """imagenet128 on v4-8 at batch 2048 needs 54.99 GiB (libtpu's figure); 2 accumulations
   are estimated at 93% of the 30.75 GiB (and compile at 27.68), 4 within the 90% margin."""
   config = config_lib.from_file(str(REPO / 'configs' / 'imagenet128.py'))
+  state = aot_report.state_bytes(sharded_step.abstract_state(sharded_step.build(config)))
   gib = 2**30
-  line = aot.suggestions(config, {'bytes_per_device': 54.99 * gib,
-                                  'hbm_bytes_per_device': 30.75 * gib, 'devices': 4})
+  line = aot_report.suggestions(config, {'bytes_per_device': 54.99 * gib, 'state_bytes': state,
+                                         'hbm_bytes_per_device': 30.75 * gib, 'devices': 4})
   assert line.startswith('--config.num_accumulations=4 (or 2: estimated at 93% of the HBM, '
                          'check it), --config.fsdp=True')
   # The state alone (2.03 GiB) is over 90% of 2.2 GiB: only the near one is left.
-  near = aot.suggestions(config, {'bytes_per_device': 54.99 * gib,
-                                  'hbm_bytes_per_device': 2.2 * gib, 'devices': 4})
+  near = aot_report.suggestions(config, {'bytes_per_device': 54.99 * gib, 'state_bytes': state,
+                                         'hbm_bytes_per_device': 2.2 * gib, 'devices': 4})
   assert near.startswith('--config.num_accumulations=512 (estimated at 97% of the HBM, '
                          'check it), --config.fsdp=True')
 
@@ -187,11 +190,11 @@ def test_a_compute_bound_roofline_keeps_mfu_at_most_one(tmp_path, monkeypatch):
   """The 3 x forward rule counts backward passes the step skips, so the MFU of a
   compute-bound roofline takes the jaxpr count: exactly 1, not 1.07 (tiny's ratio)."""
   monkeypatch.setenv('BIGGAN_JAX_CACHE', str(tmp_path / 'cache'))
-  monkeypatch.setattr(aot, '_compile', lambda lowered: dict(
+  monkeypatch.setattr(aot_report, '_compile', lambda lowered: dict(
       fits=True, compile_seconds=0.0, peak_bytes_per_device=1, bytes_per_device=1,
       xla_flops_per_device=1e9, xla_bytes_accessed_per_device=1.0))
   config = config_lib.from_file(str(REPO / 'configs' / 'tiny.py'))
-  report = aot.analyse(config, 'v5e-1', use_cache=False)
+  report = compile_check.analyse(config, 'v5e-1', use_cache=False)
   assert report['bound'] == 'compute'
   assert report['model_flops_per_step'] > report['flops_per_step']
   assert report['mfu'] == pytest.approx(1.0)

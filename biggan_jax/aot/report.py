@@ -1,19 +1,14 @@
-"""--mode=compile: the train step compiled ahead of time for a Cloud TPU slice, on any host.
-
-    python -m biggan_jax.main --config=configs/imagenet128.py --workdir=DIR \\
-      --mode=compile --topology=v4-8
+"""A train step compiled ahead of time for a Cloud TPU slice's devices, on any host.
 
 libtpu (`pip install -e ".[tpu]"`) compiles for a slice's devices without
-the slice. The step is the one training runs (training/sharded_step.py: same
-mesh, state layout, shardings, donation); neither TensorFlow nor the dataset
-is touched. The compiler's memory_analysis() decides whether the step fits
+the slice. The compiler's memory_analysis() decides whether the step fits
 (peak_memory_in_bytes against the HBM a program may use, read from the
 compiler itself); the time is a roofline estimate, not a measurement:
 max(FLOPs / peak FLOP/s, bytes accessed / HBM bandwidth) per device, with
-FLOPs counted from the jaxpr at loop trip counts (training/flops.py) and the
-chips' published peaks (training/topologies.py). XLA's cost_analysis()
-counts a loop body once and its optimal_seconds can be negative, so neither
-is used for the time; XLA's FLOP count is reported beside ours.
+FLOPs counted from the jaxpr at loop trip counts (aot/flops.py) and the
+chips' published peaks (aot/topologies.py). XLA's cost_analysis() counts a
+loop body once and its optimal_seconds can be negative, so neither is used
+for the time; XLA's FLOP count is reported beside ours.
 
 JAX's persistent compilation cache cannot read back a compile-only TPU
 executable, so the analysis (not the executable) is cached under
@@ -22,7 +17,7 @@ libtpu version and the compiler's options: rebuilding benchmarks/README.md's
 table recompiles nothing.
 
 JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1 makes a quicker, coarser compile (imagenet128
-on v3-8: 199 s instead of 503 s, a 19% higher peak); compile.json records the
+on v3-8: 199 s instead of 503 s, a 19% higher peak); the report records the
 efforts, and such a verdict is not the one training gets.
 """
 
@@ -34,15 +29,9 @@ import json
 import os
 import time
 
-from biggan_jax import errors
-from biggan_jax.training import topologies
+from biggan_jax.aot import CompileError, flops, topologies
 
 INSTALL = 'pip install -e ".[tpu]"'
-
-
-class CompileError(errors.TrainingError):
-  """No TPU compiler, a step that does not fit, or a compiler failure: the one
-  line the user sees."""
 
 
 def slice_devices(name: str):
@@ -71,7 +60,7 @@ def _tpu_convolutions():
     conv_gradfix.ENABLED = before
 
 
-def model_flops(config, train) -> tuple[int, int, int]:
+def model_flops(config, train, state) -> tuple[int, int, int]:
   """(FLOPs of one iteration, G forward and D forward FLOPs per image).
 
   The iteration by the usual 3 x forward rule (forward + backward): per image
@@ -81,8 +70,7 @@ def model_flops(config, train) -> tuple[int, int, int]:
   """
   import jax
   import jax.numpy as jnp
-  from biggan_jax.training import flops, sharded_step
-  m, state = config.model, sharded_step.abstract_state(train)
+  m = config.model
   z = jax.ShapeDtypeStruct((1, m.dim_z), jnp.float32)
   y = jax.ShapeDtypeStruct((1,), jnp.int32)
   x = jax.ShapeDtypeStruct((1, m.resolution, m.resolution, 3), jnp.float32)
@@ -157,24 +145,21 @@ def _compile(lowered) -> dict:
   return out
 
 
-def analyse(config, name: str, devices=None, *, use_cache: bool = True) -> dict:
-  """compile.json's contents for `config` on the slice `name` (see the module docstring)."""
+def analyse(config, s, devices, train, state, batch, *, use_cache: bool = True) -> dict:
+  """compile.json's contents for `config`'s step on the slice `s` (topologies.Slice) with its
+  compile-only `devices`. `train` is the step as training builds it
+  (training/sharded_step.py's TrainStep: `step`, `generator`, `discriminator`), `state`
+  and `batch` its abstract arguments."""
   import jax
-  from biggan_jax.training import flops, sharded_step
-  s = topologies.resolve(name)
-  if devices is None:
-    s, devices = slice_devices(name)
   n = len(devices)
   with _tpu_convolutions():
-    train = sharded_step.build(config, devices)
-    state, batch = sharded_step.abstract_state(train), sharded_step.abstract_batch(config, train)
     start = time.perf_counter()
     traced = train.step.trace(state, batch)
     lowered = traced.lower()
     lower_seconds = time.perf_counter() - start
     notes = []
     step_flops = flops.jaxpr_flops(traced.jaxpr, notes)
-    model, g_fwd, d_fwd = model_flops(config, train)
+    model, g_fwd, d_fwd = model_flops(config, train, state)
   limit = topologies.hbm_limit(devices[0])
   cache = _cache_path(lowered.as_text(), s)
   if use_cache and os.path.exists(cache):
@@ -189,10 +174,10 @@ def analyse(config, name: str, devices=None, *, use_cache: bool = True) -> dict:
   peak = chip.bf16_flops / chip.devices
   bandwidth = chip.hbm_bandwidth / chip.devices
   report = dict(
-      topology=name, libtpu_topology=s.topology_name, libtpu_kwargs=s.kwargs,
+      topology=s.name, libtpu_topology=s.topology_name, libtpu_kwargs=s.kwargs,
       device_kind=devices[0].device_kind, devices=n, chips=s.chips,
       hbm_bytes_per_device=limit, **result,
-      flops_per_step=step_flops, model_flops_per_step=model,
+      flops_per_step=step_flops, model_flops_per_step=model, state_bytes=state_bytes(state),
       g_forward_flops_per_image=g_fwd, d_forward_flops_per_image=d_fwd,
       peak_flops_per_device=peak, hbm_bandwidth_per_device=bandwidth, chip_source=chip.source,
       lower_seconds=lower_seconds, flop_notes=sorted(set(notes)),
@@ -233,7 +218,7 @@ def suggestions(config, report) -> str:
   need, limit, n = report['bytes_per_device'], report['hbm_bytes_per_device'], report['devices']
   levers = []
   if need is not None:
-    state = _state_bytes(config) / (n if config.fsdp else 1)
+    state = report['state_bytes'] / (n if config.fsdp else 1)
     acc = config.num_accumulations
     activations = max(need - state, 1.0)
     tight = None
@@ -259,14 +244,11 @@ def suggestions(config, report) -> str:
   return ', '.join(levers) if levers else 'a larger slice'
 
 
-def _state_bytes(config) -> float:
+def state_bytes(state) -> float:
+  """Bytes of the whole train state (abstract or not), unsharded."""
   import jax
   import numpy as np
-  from biggan_jax import models
-  from biggan_jax.training import state as train_state
-  g, d = models.create_generator(config.model), models.create_discriminator(config.model)
-  shapes = jax.eval_shape(lambda k: train_state.create(config, g, d, k), jax.random.PRNGKey(0))
-  return float(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
+  return float(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(state)))
 
 
 def _gib(n) -> str:
@@ -302,17 +284,10 @@ def table(report) -> str:
   return '\n'.join(f'{k:<{width}}  {v}' for k, v in rows)
 
 
-def run(config, workdir: str, name: str, devices=None) -> dict:
-  """Compiles, prints the table, writes WORKDIR/compile.json; raises CompileError
-  (after writing it) when the step does not fit."""
-  from biggan_jax.utils import files
-  report = analyse(config, name, devices)
-  files.write_json(os.path.join(workdir, 'compile.json'), report)
-  print(table(report), flush=True)
-  if not report['fits']:
-    need = report['bytes_per_device']
-    needs = (f"needs {_gib(need)} per device, {_gib(report['hbm_bytes_per_device'])} available"
-             if need is not None else report['compiler_message'])
-    raise CompileError(f"{name}: the step does not fit: {needs}; try {suggestions(config, report)} "
-                       f"(written to {os.path.join(workdir, 'compile.json')})")
-  return report
+def not_fitting_message(config, report, written_to: str) -> str:
+  """The one line for a step that does not fit: needed vs available, the levers."""
+  need = report['bytes_per_device']
+  needs = (f"needs {_gib(need)} per device, {_gib(report['hbm_bytes_per_device'])} available"
+           if need is not None else report['compiler_message'])
+  return (f"{report['topology']}: the step does not fit: {needs}; try "
+          f"{suggestions(config, report)} (written to {written_to})")

@@ -4,7 +4,7 @@ gradients, scans at their trip count, cond's costliest branch."""
 import jax
 import jax.numpy as jnp
 
-from biggan_jax.training import flops
+from biggan_jax.aot import flops
 
 NHWC = ('NHWC', 'HWIO', 'NHWC')
 
