@@ -221,22 +221,3 @@ def rollback_step(steps, alarm: Alarm) -> int | None:
   """The newest of the checkpoint `steps` from before the alarm's signals, or None."""
   older = [s for s in steps if s <= alarm.last_healthy]
   return max(older) if older else None
-
-
-class Steps:
-  """The loop's steps start + 1 .. total; `rewind(s)` makes the next one s + 1 (a rollback)."""
-
-  def __init__(self, start: int, total: int):
-    self.last, self.total = start, total
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> int:
-    if self.last >= self.total:
-      raise StopIteration
-    self.last += 1
-    return self.last
-
-  def rewind(self, step: int) -> None:
-    self.last = step

@@ -116,14 +116,6 @@ class StepMonitor:
     return Verdict(step, finite, preempted)
 
 
-def is_sync_step(step: int, config) -> bool:
-  """Steps that log, track, sample, evaluate, save or end: the loop waits for them anyway,
-  so their own verdict is read at once, before anything of theirs is written."""
-  every = (config.log_every, config.sv_every, config.checkpoint_every,
-           config.sample_every, config.eval_every)
-  return step == config.total_steps or any(n and step % n == 0 for n in every)
-
-
 class _NoTracebacks(py_logging.Filter):
   """Orbax logs each failed background write with its traceback; the error line says it."""
 

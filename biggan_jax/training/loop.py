@@ -1,8 +1,11 @@
 """The training loop: mesh, state, checkpoints, the jitted step, logging.
 
-Reads top to bottom like big_vision's train.py. The step itself is in
-training/step.py; this file only moves data, calls it, and writes what a run
-leaves behind in its workdir:
+Reads top to bottom like big_vision's train.py and flax's imagenet
+`train_and_evaluate`: `_train` is the run in named sections, and what each
+section does is a function below it. The step itself is training/step.py;
+when the periodic tasks are due and how the steps are timed,
+training/bookkeeping.py. This file only moves data, calls the step, and
+writes what a run leaves behind in its workdir:
   checkpoints/<step>/{state,ema_generator,meta}   (Orbax, async)
   metrics.jsonl, TensorBoard events, config.json
   samples/step_<N>.png (EMA G, fixed z and classes), sigma0.png, losses.png
@@ -15,12 +18,14 @@ leaves behind in its workdir:
 
 What it does about faults (README "Reliability"): training/faults.py checks
 every step's state for finiteness and agrees preemption across hosts,
-checkpoints/lock.py keeps a second run out, checkpoints/run_checkpoints.py walks
-back past checkpoints that do not restore, training/collapse_guard.py rolls
-back on the paper's signs of collapse.
+checkpoints/lock.py keeps a second run out, checkpoints/run_checkpoints.py
+walks back past checkpoints that do not restore, training/collapse_guard.py
+rolls back on the paper's signs of collapse.
 """
 
+import dataclasses
 import time
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +38,8 @@ from biggan_jax import errors
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, resume
 from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import pipeline, sources
-from biggan_jax.training import collapse_guard, console, ema, faults, metrics_log
-from biggan_jax.training import periodic_eval, plots, sharded_step, sharding
+from biggan_jax.training import bookkeeping, collapse_guard, console, ema, faults
+from biggan_jax.training import metrics_log, periodic_eval, plots, sharded_step, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.utils import extras, files
 from biggan_jax.utils import images as images_lib
@@ -44,8 +49,155 @@ class NonFiniteLossError(errors.TrainingError):
   """Training diverged: a step's state is not finite; the checkpoints on disk are all finite."""
 
 
+def train_and_evaluate(config, workdir: str, init_from: str | None = None
+                       ) -> train_state.TrainState:
+  """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir.
+
+  `init_from`: a new run's G, EMA G and D start from this converted checkpoint
+  or training workdir (fine-tuning, checkpoints/init_from.py).
+  Everything that can be checked without building the model is checked
+  first: the dataset, the workdir's model against the config, its lock.
+  """
+  workdir = epath.Path(workdir)
+  sources.check(config)
+  resume.check(config, workdir)
+  with faults.disk_errors(workdir):
+    workdir.mkdir(parents=True, exist_ok=True)
+    preemption = faults.Preemption()
+    try:
+      with lock.hold(workdir):
+        return _train(config, workdir, init_from, preemption)
+    finally:
+      preemption.close()
+
+
+def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
+  started = time.time()
+  # ------------------------------- mesh, state layout, jitted init and step
+  train = sharded_step.build(config)  # also what --mode=compile compiles
+  mesh = train.mesh
+  print(f'mesh: {jax.device_count()} devices over {jax.process_count()} processes', flush=True)
+
+  # ------------------------------------------- evaluation inputs (fail fast)
+  evaluator = periodic_eval.PeriodicEval(config, train) if config.eval_every else None
+
+  # ------------------------------------------- create state, or restore it
+  mngr = run_checkpoints.manager(workdir / 'checkpoints', max_to_keep=config.max_to_keep)
+  guard = collapse_guard.Guard(config, workdir)
+  state, start, config = _restore_or_init(config, train, mngr, guard, init_from)
+  if start >= config.total_steps:  # a finished workdir: say so, rewrite nothing.
+    console.already_trained(config, workdir, start, mngr.all_steps())
+    return state
+  if jax.process_index() == 0:
+    files.write_text(workdir / 'config.json', config.to_json_best_effort(indent=2))
+
+  # -------------- everything jitted that reads the config: step, EMA G, sheet
+  programs = Programs.build(config, train)
+  out = _Outputs(config, workdir, mngr, guard, start)
+
+  # ------------------------------------------------------------ train loop
+  batches, next_batch = _batches(config, start, mesh)
+  compile_seconds = console.compile_step(programs.step, state, next_batch)
+  monitor = faults.StepMonitor(mesh)
+  steps = bookkeeping.Steps(start, config.total_steps)
+  chrono = bookkeeping.Chrono(start)
+  for step in steps:
+    batch, next_batch = next_batch, None
+    state, metrics = programs.step(state, batch)
+    finite = metrics.pop('finite')
+    if step < config.total_steps:  # prefetch: transfer the next batch during the step
+      next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+    bad, preempted = _verdicts(monitor, config, step, finite, preemption.requested)
+    due = bookkeeping.due(config, step, preempted=preempted)
+    if bad is not None:
+      alarm = guard.non_finite(bad, out.best.step)
+      if alarm is None:
+        mngr.wait_until_finished()
+        raise NonFiniteLossError(
+            f'step {bad}: the new state is not finite; stopped without saving it; '
+            f'the newest checkpoint (step {mngr.latest_step()}) and all before it are finite')
+    elif due.log:
+      scalars = _scalars(metrics, jax.device_get(state.sv) if due.track else None,
+                         chrono.seconds_per_step(step), config)
+      out.log(step, scalars)
+      console.progress(step, config.total_steps, scalars)
+      alarm = guard.observe(step, scalars, out.best.step)
+    else:
+      alarm = None
+    if alarm is not None:  # the collapse guard rolls back, with its remedy applied
+      state, config, programs, target = _roll_back(alarm, state, config, mngr, guard, out)
+      monitor.reset()
+      batches, next_batch = _batches(config, target, mesh)
+      steps.rewind(target)
+      chrono.reset(target)
+      continue
+    with chrono.paused():  # what is not training stays out of the logged rate
+      if due.sample:
+        out.sample_sheet(step, programs, state)
+      if due.save:
+        out.save(step, programs, state)
+      if due.evaluate:
+        evaluator.run(step, state, programs.ema_generator(state, step), out)
+    if preempted:
+      logging.warning('preempted: saved a checkpoint at step %d, exiting', step)
+      break
+
+  # ------------------------------------------------------------- the end
+  if config.truncations and state.step == config.total_steps:
+    out.truncation_sheet(programs, state)
+  with faults.checkpoint_errors(mngr.latest_step(), mngr):
+    mngr.wait_until_finished()
+  out.close(evaluator)
+  console.summary(config, workdir, first=start, last=int(state.step),
+                  seconds=time.time() - started, compile_seconds=compile_seconds,
+                  checkpoint_steps=mngr.all_steps())
+  return state
+
+
+# ---------------------------------------------------------------------------
+# The sections' work.
+# ---------------------------------------------------------------------------
+
+def _restore_or_init(config, train, mngr, guard, init_from):
+  """(state, start step, config): the newest usable checkpoint with the remedies it was
+  trained under, else a fresh state (from `init_from`'s weights when given)."""
+  state = train.init(jax.random.PRNGKey(config.seed))
+  restored = run_checkpoints.restore_newest(mngr, state)  # walks back past unusable ones
+  if restored is not None:
+    _, state, meta = restored
+    logging.info('resumed from step %d', int(meta['data_position']))
+    if init_from:
+      logging.warning('--init_from=%s ignored: resuming this workdir', init_from)
+    return state, int(meta['data_position']), guard.resume(config, meta)
+  if init_from:
+    state = init_from_lib.initialize(state, config, init_from)
+  return state, 0, config
+
+
+def _batches(config, start: int, mesh):
+  """The host's batch stream from `start`, and its first batch already on the devices."""
+  batches = pipeline.create(config, start)
+  return batches, sharding.host_to_global(next(batches), mesh, batch_axis=2)
+
+
+def _verdicts(monitor, config, step: int, finite, preempted_here: bool):
+  """(the first non-finite step or None, any host preempted) from the step verdicts.
+
+  The previous step's verdict is read one step late; this step's too on the
+  steps that wait for the device anyway (bookkeeping.due), and when a host was
+  preempted, before anything of this step is written.
+  """
+  verdicts = [monitor.push(step, finite, preempted_here)]
+  if bookkeeping.due(config, step).any or (verdicts[0] and verdicts[0].preempted):
+    verdicts.append(monitor.current())
+  verdicts = [v for v in verdicts if v is not None]
+  bad = next((v.step for v in verdicts if not v.finite), None)
+  return bad, any(v.preempted for v in verdicts)
+
+
 def _scalars(metrics, sv, step_time, config):
   """Everything logged at a logging step; `sv` is None between trackings."""
+  metrics = jax.device_get(metrics)
   out = {k: float(v) for k, v in metrics.items()}
   for name, values in (sv or {}).items():
     for i, v in enumerate(np.asarray(values)):
@@ -54,6 +206,27 @@ def _scalars(metrics, sv, step_time, config):
              images_per_sec=config.batch_size * config.num_d_steps / step_time)
   return out
 
+
+def _roll_back(alarm, state, config, mngr, guard, out):
+  """To the newest checkpoint before `alarm`, with the remedy applied:
+  (state, config, programs rebuilt for that config, the step to go on from)."""
+  target = collapse_guard.rollback_step(mngr.all_steps(), alarm)
+  if target is None:
+    raise collapse_guard.CollapseError(
+        f'collapse guard: step {alarm.step}: {alarm.reason}; no checkpoint from step '
+        f'{alarm.last_healthy} or before to roll back to (checkpoints: {mngr.all_steps()}); '
+        'stopped')
+  for newer in [s for s in mngr.all_steps() if s > target]:
+    run_checkpoints.set_aside(mngr, newer, f'rolled back past at step {alarm.step}: {alarm.reason}')
+  target, state, _ = run_checkpoints.restore_newest(mngr, state)  # older if target is unusable
+  config = guard.rolled_back(config, alarm, target)
+  out.rolled_back(config, target)
+  return state, config, Programs.build(config, sharded_step.build(config)), target
+
+
+# ---------------------------------------------------------------------------
+# What is jitted besides the step, and what the run writes.
+# ---------------------------------------------------------------------------
 
 def ema_generator_variables(config, generator, state, rng):
   """EMA G with standing statistics: what sampling and evaluation use."""
@@ -89,214 +262,82 @@ def truncation_sheet_inputs(config):
   return z, y.astype(jnp.int32)
 
 
-def train_and_evaluate(config, workdir: str, init_from: str | None = None
-                       ) -> train_state.TrainState:
-  """Trains (or resumes) in `workdir`, a local path or gs://bucket/dir.
+@dataclasses.dataclass(frozen=True)
+class Programs:
+  """Everything jitted that reads the config, built together: a rollback that changes
+  the config rebuilds all of them."""
+  config: object
+  generator: object
+  step: Callable                  # (state, batch) -> (state, metrics)
+  _ema: Callable                  # (state, key) -> EMA G variables with standing stats
+  _generate: Callable             # (variables, z, y) -> images
 
-  `init_from`: a new run's G, EMA G and D start from this converted checkpoint
-  or training workdir (fine-tuning, checkpoints/init_from.py).
-  Everything that can be checked without building the model is checked
-  first: the dataset, the workdir's model against the config, its lock.
-  """
-  workdir = epath.Path(workdir)
-  sources.check(config)
-  resume.check(config, workdir)
-  with faults.disk_errors(workdir):
-    workdir.mkdir(parents=True, exist_ok=True)
-    preemption = faults.Preemption()
-    try:
-      with lock.hold(workdir):
-        return _train(config, workdir, init_from, preemption)
-    finally:
-      preemption.close()
+  @classmethod
+  def build(cls, config, train) -> 'Programs':
+    generator = train.generator
+    ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
+                     out_shardings=sharding.replicated(train.mesh))
+    generate = jax.jit(lambda v, z, y: generator.apply(v, z, y, train=False))
+    return cls(config, generator, train.step, ema_fn, generate)
+
+  def ema_generator(self, state, step: int):
+    """The EMA G with standing statistics at `step` (their key depends on the step only)."""
+    return self._ema(state, jax.random.fold_in(jax.random.PRNGKey(self.config.seed + 1), step))
+
+  def images(self, state, step: int, z, y):
+    return self._generate(self.ema_generator(state, step), z, y)
 
 
-def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
-  started = time.time()
-  # ------------------------------- mesh, state layout, jitted init and step
-  train = sharded_step.build(config)  # also what --mode=compile compiles (training/sharded_step.py)
-  mesh, generator, discriminator = train.mesh, train.generator, train.discriminator
-  repl = sharding.replicated(mesh)
-  print(f'mesh: {jax.device_count()} devices over {jax.process_count()} processes', flush=True)
+class _Outputs:
+  """What the run writes besides its state: metrics, sheets, plots, checkpoint metas."""
 
-  # ------------------------------------------- evaluation inputs (fail fast)
-  eval_ref = extractor = overfit_batches = None
-  if config.eval_every:
-    eval_ref, extractor = periodic_eval.load_eval_reference(config)
-    overfit_batches = periodic_eval.d_overfit_batches(config, mesh)
+  def __init__(self, config, workdir, mngr, guard, start: int):
+    extras.import_tensorflow()  # before clu does, without TF's start-up notes
+    from clu import metric_writers
+    self.config, self.workdir, self.mngr, self.guard = config, workdir, mngr, guard
+    self.writer = metric_writers.create_default_writer(str(workdir),
+                                                       just_logging=jax.process_index() > 0)
+    self.jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl', resume_step=start)
+    self.best = best_fid.BestFid(workdir / 'best_fid')
+    self.sample_inputs = fixed_sample_inputs(config)
 
-  # ------------------------------------------------------------ create state
-  state = train.init(jax.random.PRNGKey(config.seed))
+  def log(self, step: int, scalars: dict) -> None:
+    self.writer.write_scalars(step, scalars)
+    self.jsonl.write(step, scalars)
 
-  # ------------------------------------------------------ load checkpoint
-  mngr = run_checkpoints.manager(workdir / 'checkpoints',
-                            max_to_keep=config.max_to_keep)
-  guard = collapse_guard.Guard(config, workdir)
-  start = 0
-  restored = run_checkpoints.restore_newest(mngr, state)  # walks back past unusable ones
-  if restored is not None:
-    _, state, meta = restored
-    start = int(meta['data_position'])
-    config = guard.resume(config, meta)
-    logging.info('resumed from step %d', start)
-    if init_from:
-      logging.warning('--init_from=%s ignored: resuming this workdir', init_from)
-  elif init_from:
-    state = init_from_lib.initialize(state, config, init_from)
-  if start >= config.total_steps:  # a finished workdir: say so, rewrite nothing.
-    console.already_trained(config, workdir, start, mngr.all_steps())
-    return state
-  if jax.process_index() == 0:
-    files.write_text(workdir / 'config.json', config.to_json_best_effort(indent=2))
+  def meta(self, step: int) -> dict:
+    return {'step': step, 'data_position': step, 'model': self.config.model.to_dict(),
+            'kind': run_checkpoints.TRAIN_KIND, **self.guard.meta()}
 
-  # ---------------------------------------------------------- update step
-  step_fn = train.step
-  make_step_fn = lambda c: sharded_step.build(c).step  # when the collapse guard changes the config
-  ema_fn = jax.jit(lambda s, k: ema_generator_variables(config, generator, s, k),
-                   out_shardings=repl)
-  sample_z, sample_y = fixed_sample_inputs(config)
-  sample_fn = jax.jit(lambda v: generator.apply(v, sample_z, sample_y, train=False))
-
-  # ------------------------------------------------------------- writers
-  extras.import_tensorflow()  # before clu does, without TF's start-up notes
-  from clu import metric_writers
-  writer = metric_writers.create_default_writer(str(workdir),
-                                                just_logging=jax.process_index() > 0)
-  jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl', resume_step=start)
-
-  stats_key = jax.random.PRNGKey(config.seed + 1)
-
-  def checkpoint_meta(step):
-    return {'step': step, 'data_position': step, 'model': config.model.to_dict(),
-            'kind': run_checkpoints.TRAIN_KIND, **guard.meta()}
-
-  def save(step):
-    ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
-    with faults.checkpoint_errors(step, mngr):
-      run_checkpoints.save(mngr, step, state, ema_vars, checkpoint_meta(step))
-    jsonl.flush()
+  def sample_sheet(self, step: int, programs, state) -> None:
+    images = programs.images(state, step, *self.sample_inputs)
     if jax.process_index() == 0:
-      plots.plot_training(jsonl.path, workdir)
+      images_lib.save_image_grid(images, self.workdir / 'samples' / f'step_{step:07d}.png',
+                                 rows=self.config.num_sample_rows)
 
-  # ----------------------------------------------------------- evaluation
-  best = best_fid.BestFid(workdir / 'best_fid')
-  d_mean_logit = jax.jit(lambda s, x, y: discriminator.apply(
-      {'params': s.d_params, **s.d_state}, x, y, train=False).mean())
-
-  def run_evaluation(step):
-    ema_vars = ema_fn(state, jax.random.fold_in(stats_key, step))
-    scalars = periodic_eval.evaluate_generator(config, generator, ema_vars, eval_ref,
-                                                extractor)
-    if overfit_batches is not None:
-      scalars.update(periodic_eval.d_overfitting(d_mean_logit, state, overfit_batches))
-    writer.write_scalars(step, scalars)
-    jsonl.write(step, scalars)
-    periodic_eval.print_eval(step, scalars)
-    meta = {**checkpoint_meta(step), **scalars, 'eval_ref_stats': config.eval_ref_stats,
-            'eval_num_samples': config.eval_num_samples}
-    if best.maybe_save(step, sharding.agreed(scalars['fid']), ema_vars, meta):
-      logging.info('step %d: best FID so far (%.3f), saved to best_fid/', step, best.fid)
-
-  # ------------------------------------------------- collapse guard rollback
-  def roll_back(alarm):
-    """To the newest checkpoint before `alarm`, with the remedy applied; the step to go on from."""
-    nonlocal state, config, step_fn, batches, next_batch
-    target = collapse_guard.rollback_step(mngr.all_steps(), alarm)
-    if target is None:
-      raise collapse_guard.CollapseError(
-          f'collapse guard: step {alarm.step}: {alarm.reason}; no checkpoint from step '
-          f'{alarm.last_healthy} or before to roll back to (checkpoints: {mngr.all_steps()}); '
-          'stopped')
-    for newer in [s for s in mngr.all_steps() if s > target]:
-      run_checkpoints.set_aside(mngr, newer, f'rolled back past at step {alarm.step}: {alarm.reason}')
-    target, state, _ = run_checkpoints.restore_newest(mngr, state)  # older if target is unusable
-    config = guard.rolled_back(config, alarm, target)
-    step_fn = make_step_fn(config)
-    monitor.reset()
-    jsonl.truncate(target)
-    batches = pipeline.create(config, target)
-    next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
-    return target
-
-  # ----------------------------------------------------------- train loop
-  batches = pipeline.create(config, start)
-  next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
-  compile_seconds = console.compile_step(step_fn, state, next_batch)
-  last_log, last_log_step = time.time(), start
-  monitor = faults.StepMonitor(mesh)
-  steps = collapse_guard.Steps(start, config.total_steps)
-  for step in steps:
-    batch, next_batch = next_batch, None
-    state, metrics = step_fn(state, batch)
-    finite = metrics.pop('finite')
-    if step < config.total_steps:  # prefetch: transfer the next batch during the step
-      next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
-    # The previous step's verdict (finite? any host preempted?), read one step late, and
-    # this step's on the steps that use their state anyway, before anything is written.
-    verdicts = [monitor.push(step, finite, preemption.requested)]
-    if faults.is_sync_step(step, config) or (verdicts[0] and verdicts[0].preempted):
-      verdicts.append(monitor.current())
-    verdicts = [v for v in verdicts if v is not None]
-    preempted = any(v.preempted for v in verdicts)
-    tracked = step % config.sv_every == 0  # the step just tracked singular values
-    is_last = step == config.total_steps or preempted
-    bad = next((v.step for v in verdicts if not v.finite), None)
-    if bad is not None:
-      alarm = guard.non_finite(bad, best.step)
-      if alarm is None:
-        mngr.wait_until_finished()
-        raise NonFiniteLossError(
-            f'step {bad}: the new state is not finite; stopped without saving it; '
-            f'the newest checkpoint (step {mngr.latest_step()}) and all before it are finite')
-      steps.rewind(roll_back(alarm))
-      last_log, last_log_step = time.time(), steps.last
-      continue
-    if (step % config.log_every == 0 or tracked or is_last
-        or step % config.checkpoint_every == 0):
-      metrics = jax.device_get(metrics)
-      now = time.time()
-      scalars = _scalars(metrics, jax.device_get(state.sv) if tracked else None,
-                         (now - last_log) / (step - last_log_step), config)
-      last_log, last_log_step = now, step
-      writer.write_scalars(step, scalars)
-      jsonl.write(step, scalars)
-      console.progress(step, config.total_steps, scalars)
-      alarm = guard.observe(step, scalars, best.step)
-      if alarm is not None:
-        steps.rewind(roll_back(alarm))
-        last_log, last_log_step = time.time(), steps.last
-        continue
-    if config.sample_every and (step % config.sample_every == 0 or is_last):
-      images = sample_fn(ema_fn(state, jax.random.fold_in(stats_key, step)))
-      if jax.process_index() == 0:
-        images_lib.save_image_grid(images, workdir / 'samples' / f'step_{step:07d}.png',
-                                   rows=config.num_sample_rows)
-      last_log, last_log_step = time.time(), step
-    if step % config.checkpoint_every == 0 or is_last:
-      save(step)
-      last_log, last_log_step = time.time(), step  # keep saving out of steps/s
-    if config.eval_every and not preempted and (
-        step % config.eval_every == 0 or step == config.total_steps):
-      run_evaluation(step)
-      last_log, last_log_step = time.time(), step
-    if preempted:
-      logging.warning('preempted: saved a checkpoint at step %d, exiting', step)
-      break
-  if config.truncations and state.step == config.total_steps:
-    z, y = truncation_sheet_inputs(config)
-    variables = ema_fn(state, jax.random.fold_in(stats_key, config.total_steps))
-    images = jax.jit(lambda v: generator.apply(v, z, y, train=False))(variables)
+  def save(self, step: int, programs, state) -> None:
+    ema_vars = programs.ema_generator(state, step)
+    with faults.checkpoint_errors(step, self.mngr):
+      run_checkpoints.save(self.mngr, step, state, ema_vars, self.meta(step))
+    self.jsonl.flush()
     if jax.process_index() == 0:
-      images_lib.save_truncation_sheet(images, workdir / 'truncation.png',
-                                       config_lib.truncation_thresholds(config))
-  with faults.checkpoint_errors(mngr.latest_step(), mngr):
-    mngr.wait_until_finished()
-  best.wait_until_finished()
-  writer.flush()
-  jsonl.flush()
-  if config.eval_every and config.eval_heldout_split and jax.process_index() == 0:
-    plots.plot_d_overfitting(jsonl.path, workdir / 'd_overfit.png')
-  console.summary(config, workdir, first=start, last=int(state.step),
-                  seconds=time.time() - started, compile_seconds=compile_seconds,
-                  checkpoint_steps=mngr.all_steps())
-  return state
+      plots.plot_training(self.jsonl.path, self.workdir)
+
+  def truncation_sheet(self, programs, state) -> None:
+    z, y = truncation_sheet_inputs(self.config)
+    images = programs.images(state, self.config.total_steps, z, y)
+    if jax.process_index() == 0:
+      images_lib.save_truncation_sheet(images, self.workdir / 'truncation.png',
+                                       config_lib.truncation_thresholds(self.config))
+
+  def rolled_back(self, config, step: int) -> None:
+    """The rows after `step` are not the run's any more; later metas carry `config`."""
+    self.config = config
+    self.jsonl.truncate(step)
+
+  def close(self, evaluator) -> None:
+    self.best.wait_until_finished()
+    self.writer.flush()
+    self.jsonl.flush()
+    if evaluator and self.config.eval_heldout_split and jax.process_index() == 0:
+      plots.plot_d_overfitting(self.jsonl.path, self.workdir / 'd_overfit.png')

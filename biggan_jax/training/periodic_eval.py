@@ -1,10 +1,12 @@
 """Evaluation every eval_every steps: FID/IS of the EMA G, D overfitting, the best FID.
 
-The loop (training/loop.py) calls these at its eval steps; the best-FID
-checkpoint itself is checkpoints/best_fid.py.
+The loop (training/loop.py) builds a `PeriodicEval` before training, so that a
+bad reference or Inception path fails fast, and runs it at its eval steps;
+the best-FID checkpoint itself is checkpoints/best_fid.py.
 """
 
 import jax
+from absl import logging
 
 from biggan_jax import evaluation
 from biggan_jax.data import pipeline
@@ -14,6 +16,31 @@ from biggan_jax.training import sharding
 from biggan_jax.training import step as train_step
 
 EVAL_KEYS = ('fid', 'is_mean', 'is_std', 'precision', 'recall', 'density', 'coverage')
+
+
+class PeriodicEval:
+  """The reference statistics, the FID Inception and D's fixed batches of a run."""
+
+  def __init__(self, config, train):
+    self.ref, self.extractor = load_eval_reference(config)
+    self.overfit_batches = d_overfit_batches(config, train.mesh)
+    self.generator, discriminator = train.generator, train.discriminator
+    self.d_mean_logit = jax.jit(lambda s, x, y: discriminator.apply(
+        {'params': s.d_params, **s.d_state}, x, y, train=False).mean())
+
+  def run(self, step: int, state, ema_vars, out) -> None:
+    """Evaluates `ema_vars` (the EMA G at `step`), logs the row through `out`
+    (training/loop.py's outputs) and keeps it in best_fid/ when its FID is the best."""
+    config = out.config
+    scalars = evaluate_generator(config, self.generator, ema_vars, self.ref, self.extractor)
+    if self.overfit_batches is not None:
+      scalars.update(d_overfitting(self.d_mean_logit, state, self.overfit_batches))
+    out.log(step, scalars)
+    print_eval(step, scalars)
+    meta = {**out.meta(step), **scalars, 'eval_ref_stats': config.eval_ref_stats,
+            'eval_num_samples': config.eval_num_samples}
+    if out.best.maybe_save(step, sharding.agreed(scalars['fid']), ema_vars, meta):
+      logging.info('step %d: best FID so far (%.3f), saved to best_fid/', step, out.best.fid)
 
 
 def load_eval_reference(config):

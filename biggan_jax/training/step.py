@@ -47,19 +47,19 @@ def _sample_latents(rng, shape, dim_z, num_classes, sharding):
           jax.lax.with_sharding_constraint(y, sharding))
 
 
-def _accumulate(loss_fn, params, state, micro_batches):
-  """Mean loss gradient over micro-batches (leading axis); state threads through."""
+def _accumulate(loss_fn, params, mutables, micro_batches):
+  """Mean loss gradient over micro-batches (leading axis); `mutables` thread through."""
   grad_fn = jax.grad(loss_fn, has_aux=True)
 
   def body(carry, inputs):
-    grads_sum, state = carry
-    grads, (state, metrics) = grad_fn(params, state, *inputs)
-    return (jax.tree.map(jnp.add, grads_sum, grads), state), metrics
+    grads_sum, mutables = carry
+    grads, (mutables, metrics) = grad_fn(params, mutables, *inputs)
+    return (jax.tree.map(jnp.add, grads_sum, grads), mutables), metrics
 
   zeros = jax.tree.map(jnp.zeros_like, params)
-  (grads, state), metrics = jax.lax.scan(body, (zeros, state), micro_batches)
+  (grads, mutables), metrics = jax.lax.scan(body, (zeros, mutables), micro_batches)
   n = jax.tree.leaves(micro_batches)[0].shape[0]
-  return (jax.tree.map(lambda g: g / n, grads), state,
+  return (jax.tree.map(lambda g: g / n, grads), mutables,
           jax.tree.map(lambda m: m.mean(0), metrics))
 
 
@@ -78,6 +78,66 @@ def to_float(images):
   return images.astype(jnp.float32) / 127.5 - 1.0
 
 
+# ---------------------------------------------------------------------------
+# The losses. `mutables` is the pair (G's, D's) of mutable collections: G's
+# 'batch_stats' and 'spectral', D's 'spectral' (training/state.py's g_state and
+# d_state); every train-mode pass returns them updated, as upstream's buffers.
+# ---------------------------------------------------------------------------
+
+def _d_input(config, images, aug_key, p):
+  """What D sees: `images`, through DiffAugment when config.augment is set."""
+  return augment.diff_augment(images, aug_key, config.augment, p) if config.augment else images
+
+
+def d_loss_fn(d_params, mutables, x, y, z, y_fake, aug_key, *, config, generator,
+              discriminator, g_params, p, r1_due):
+  """D's loss: upstream's G_D, G (train mode, no grad) then D on [G(z); x] at once."""
+  g_mutables, d_mutables = mutables
+  fake, g_new = generator.apply({'params': g_params, **g_mutables}, z, y_fake,
+                                train=True, mutable=G_STATE)
+  images = _d_input(config, jnp.concatenate([jax.lax.stop_gradient(fake), x]), aug_key, p)
+  x = images[fake.shape[0]:]
+  logits, d_new = discriminator.apply(
+      {'params': d_params, **d_mutables}, images,
+      jnp.concatenate([y_fake, y]), train=True, mutable=['spectral'])
+  d_fake, d_real = jnp.split(logits, 2)
+  loss_real, loss_fake = losses.d_loss(config.loss, d_real, d_fake)
+  loss = loss_real + loss_fake
+  metrics = dict(d_loss_real=loss_real, d_loss_fake=loss_fake,
+                 d_real=d_real.mean(), d_fake=d_fake.mean())
+  if config.augment_adaptive:
+    metrics['d_real_sign'] = jnp.sign(d_real).mean()  # what ADA's r_t averages
+  if config.r1:
+    d_fn = lambda xs: discriminator.apply({'params': d_params, **d_new}, xs, y, train=False)
+    r1 = lambda: losses.r1_penalty(d_fn, x)
+    metrics['r1'] = r1() if config.r1_every == 1 else _when(r1_due, r1)
+    loss += 0.5 * config.r1_gamma * config.r1_every * metrics['r1']
+  if config.ortho_beta_d > 0:
+    loss += regularizers.ortho_penalty(d_params, config.ortho_beta_d,
+                                       reference_grad=config.ortho_reference_grad)
+  return loss, ((g_new, d_new), metrics)
+
+
+def g_loss_fn(g_params, mutables, z, y_fake, aug_key, *, config, generator, discriminator,
+              d_params, p):
+  """G's loss on D's logits for G(z), plus the orthogonal (and mode-seeking) terms."""
+  g_mutables, d_mutables = mutables
+  fake, g_new = generator.apply({'params': g_params, **g_mutables}, z, y_fake,
+                                train=True, mutable=G_STATE)
+  d_fake, d_new = discriminator.apply({'params': d_params, **d_mutables},
+                                      _d_input(config, fake, aug_key, p), y_fake,
+                                      train=True, mutable=['spectral'])
+  g_loss = losses.g_loss(config.loss, d_fake)
+  ortho = regularizers.ortho_penalty(g_params, config.ortho_beta,
+                                     reference_grad=config.ortho_reference_grad)
+  metrics = dict(g_loss=g_loss, ortho=ortho)
+  loss = g_loss + ortho
+  if config.mode_seeking > 0:
+    metrics['mode_seeking'] = losses.mode_seeking(fake, z)
+    loss += config.mode_seeking * metrics['mode_seeking']
+  return loss, ((g_new, d_new), metrics)
+
+
 def make_train_step(config, generator, discriminator, latent_sharding, param_layout=None):
   """Returns `train_step(state, batch) -> (state, metrics)`, to be jitted.
 
@@ -93,57 +153,11 @@ def make_train_step(config, generator, discriminator, latent_sharding, param_lay
 
   config_lib.augmentations(config.augment)  # fails early on an unknown policy
 
-  def d_input(images, aug_key, p):
-    return augment.diff_augment(images, aug_key, config.augment, p) if config.augment else images
-
   def aug_keys(rng, acc_shape):
     """One DiffAugment key per micro-batch; fold_in keeps the z, y stream as without it."""
     return jax.random.split(jax.random.fold_in(rng, 1), acc_shape[0])
 
-  def d_loss_fn(d_params, state, x, y, z, y_fake, aug_key, *, g_params, p, r1_due):
-    """Upstream G_D: G (train mode, no grad) then D on [G(z); x] at once."""
-    g_state, d_state = state
-    fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
-                                  train=True, mutable=G_STATE)
-    images = d_input(jnp.concatenate([jax.lax.stop_gradient(fake), x]), aug_key, p)
-    x = images[fake.shape[0]:]
-    logits, d_new = discriminator.apply(
-        {'params': d_params, **d_state}, images,
-        jnp.concatenate([y_fake, y]), train=True, mutable=['spectral'])
-    d_fake, d_real = jnp.split(logits, 2)
-    loss_real, loss_fake = losses.d_loss(config.loss, d_real, d_fake)
-    loss = loss_real + loss_fake
-    metrics = dict(d_loss_real=loss_real, d_loss_fake=loss_fake,
-                   d_real=d_real.mean(), d_fake=d_fake.mean())
-    if config.augment_adaptive:
-      metrics['d_real_sign'] = jnp.sign(d_real).mean()  # what ADA's r_t averages
-    if config.r1:
-      d_fn = lambda xs: discriminator.apply({'params': d_params, **d_new}, xs, y,
-                                            train=False)
-      r1 = lambda: losses.r1_penalty(d_fn, x)
-      metrics['r1'] = r1() if config.r1_every == 1 else _when(r1_due, r1)
-      loss += 0.5 * config.r1_gamma * config.r1_every * metrics['r1']
-    if config.ortho_beta_d > 0:
-      loss += regularizers.ortho_penalty(d_params, config.ortho_beta_d,
-                                         reference_grad=config.ortho_reference_grad)
-    return loss, ((g_new, d_new), metrics)
-
-  def g_loss_fn(g_params, state, z, y_fake, aug_key, *, d_params, p):
-    g_state, d_state = state
-    fake, g_new = generator.apply({'params': g_params, **g_state}, z, y_fake,
-                                  train=True, mutable=G_STATE)
-    d_fake, d_new = discriminator.apply({'params': d_params, **d_state},
-                                        d_input(fake, aug_key, p), y_fake,
-                                        train=True, mutable=['spectral'])
-    g_loss = losses.g_loss(config.loss, d_fake)
-    ortho = regularizers.ortho_penalty(g_params, config.ortho_beta,
-                                       reference_grad=config.ortho_reference_grad)
-    metrics = dict(g_loss=g_loss, ortho=ortho)
-    loss = g_loss + ortho
-    if config.mode_seeking > 0:
-      metrics['mode_seeking'] = losses.mode_seeking(fake, z)
-      loss += config.mode_seeking * metrics['mode_seeking']
-    return loss, ((g_new, d_new), metrics)
+  context = dict(config=config, generator=generator, discriminator=discriminator)
 
   def augment_p(state):
     return state.ada.p if config.augment_adaptive else None
@@ -153,7 +167,7 @@ def make_train_step(config, generator, discriminator, latent_sharding, param_lay
     z, y_fake = sample(rng, acc_shape)
     r1_due = (state.step * config.num_d_steps + i) % config.r1_every == 0
     grads, (g_state, d_state), metrics = _accumulate(
-        functools.partial(d_loss_fn, g_params=state.g_params, p=augment_p(state),
+        functools.partial(d_loss_fn, **context, g_params=state.g_params, p=augment_p(state),
                           r1_due=r1_due), state.d_params,
         (state.g_state, state.d_state),
         (batch_i['image'], batch_i['label'], z, y_fake, aug_keys(rng, acc_shape)))
@@ -175,7 +189,7 @@ def make_train_step(config, generator, discriminator, latent_sharding, param_lay
       y_fake = jax.lax.with_sharding_constraint(jnp.concatenate([half, half], 1),
                                                 latent_sharding)
     grads, (g_state, d_state), metrics = _accumulate(
-        functools.partial(g_loss_fn, d_params=state.d_params, p=augment_p(state)),
+        functools.partial(g_loss_fn, **context, d_params=state.d_params, p=augment_p(state)),
         state.g_params,
         (state.g_state, state.d_state), (z, y_fake, aug_keys(rng, acc_shape)))
     grads = scatter(grads)

@@ -122,13 +122,3 @@ def test_non_finite_rolls_back_only_with_a_rollback_remedy(tmp_path):
   _, lower = make_guard(tmp_path, remedy='lower_lr')
   alarm = lower.non_finite(7)
   assert alarm.step == 7 and alarm.last_healthy == 0  # nothing observed yet
-
-
-def test_steps_rewind():
-  steps = collapse_guard.Steps(2, 6)
-  seen = []
-  for s in steps:
-    seen.append(s)
-    if s == 5 and len(seen) < 5:
-      steps.rewind(3)
-  assert seen == [3, 4, 5, 4, 5, 6]

@@ -12,7 +12,6 @@ import pytest
 
 from biggan_jax import errors
 from biggan_jax.training import faults, sharding
-from paths import REPO
 
 
 def test_all_finite_looks_at_every_float_leaf():
@@ -57,14 +56,6 @@ def test_the_verdict_comes_one_step_late_and_combines_every_device():
   assert monitor.push(3, jnp.asarray(True), False) == faults.Verdict(2, False, True)
   monitor.reset()
   assert monitor.current() is None
-
-
-def test_sync_steps(monkeypatch):
-  from biggan_jax import config as config_lib
-  config = config_lib.from_file(REPO / 'configs' / 'tiny.py', total_steps=100, log_every=10,
-                                sv_every=25, checkpoint_every=40, sample_every=0)
-  synced = [s for s in range(1, 101) if faults.is_sync_step(s, config)]
-  assert synced == [10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100]
 
 
 def test_a_read_only_or_full_disk_is_one_line():
