@@ -54,7 +54,11 @@ def test_8_devices_match_1_device():
   biases: BN removes them, so their gradient is rounding noise (~1e-9) that
   Adam (β1 = 0) turns into steps of size lr whichever the device count. For
   those the test checks Adam's bound, num_steps * lr per step taken; the BN
-  running means that record those biases get the same bound.
+  running means that record those biases get the same bound. The attention
+  gains (scalars, 0 at init) move by Adam steps of about lr whose size is a
+  ratio of gradient sums over every position and channel; those sums cancel,
+  so the reduction order moves G's by ~1e-4 of a step (rel 2e-5 of the gain
+  after 2 steps on an AMD EPYC host): checked to 1e-3 of lr per step.
   """
   from flax import traverse_util
   config = tiny_config()
@@ -74,6 +78,9 @@ def test_8_devices_match_1_device():
                     or (tree == 'g_state' and path[-1] == 'mean'))
       if bias_noise:
         assert np.abs(x - y).max() <= 2 * steps * config.lr_g, path
+      elif path[-1] == 'gamma':
+        lr = config.lr_g if tree == 'g_params' else config.lr_d
+        assert np.abs(x - y).max() <= 1e-3 * steps * lr, (tree, path)
       else:
         assert np.abs(x - y).max() <= 1e-5 * np.abs(x).max() + 1e-9, (tree, path)
         checked += 1
