@@ -54,13 +54,20 @@ def one_line(error: BaseException) -> str:
   return ' '.join(str(error).split()) or type(error).__name__
 
 
-def parse(flag_values: flags.FlagValues, argv: list[str]) -> None:
-  """Parses argv into `flag_values` and applies --verbosity; any problem is a UsageError."""
+def parse(flag_values: flags.FlagValues, argv: list[str], describe=None) -> None:
+  """Parses argv into `flag_values` and applies --verbosity; any problem is a UsageError.
+
+  `describe(error, argv)`: the one line for any error parsing raises (a flag that
+  loads a file, as --config does, can raise anything); without it only absl's
+  flag errors are caught, whose text is one line already.
+  """
   flag_values.unparse_flags()
   try:
     rest = flag_values(argv)
-  except flags.Error as e:
-    raise UsageError(e) from None
+  except Exception as e:
+    if describe is None and not isinstance(e, flags.Error):
+      raise
+    raise UsageError(describe(e, argv) if describe else e) from None
   if len(rest) > 1:
     raise UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
   set_verbosity(flag_values.verbosity)

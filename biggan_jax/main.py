@@ -81,18 +81,6 @@ def _flag_error_message(error: Exception, argv: list[str]) -> str:
   return f'{config_arg}: {type(error).__name__}: {_last_line(error)}'
 
 
-def _parse(argv: list[str]) -> None:
-  """absl's flag parsing, with one-line errors instead of usage dumps and tracebacks."""
-  FLAGS.unparse_flags()
-  try:
-    rest = FLAGS(argv)
-  except Exception as e:  # also what the config file raises.
-    raise cli.UsageError(_flag_error_message(e, argv)) from None
-  if len(rest) > 1:
-    raise cli.UsageError(f'unexpected arguments: {" ".join(rest[1:])}')
-  cli.set_verbosity(FLAGS.verbosity)
-
-
 def _validated_config(num_devices=None):
   try:
     config = FLAGS.config
@@ -150,7 +138,7 @@ def run() -> str:
 
 def main(argv: list[str]) -> int:
   def body():
-    _parse(argv)
+    cli.parse(FLAGS, argv, describe=_flag_error_message)  # also what the config file raises
     return run()
   flags.FLAGS.mark_as_parsed()  # absl logging without its "before flag parsing" note.
   logging.use_absl_handler()

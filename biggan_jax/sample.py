@@ -76,32 +76,16 @@ flags.DEFINE_integer('batch_size', 32, 'Images per jitted generator call.', flag
 flags.DEFINE_bool('overwrite', False, 'Replace an existing --output file.', flag_values=FLAGS)
 flags.mark_flag_as_required('checkpoint', flag_values=FLAGS)
 
-DEFAULT_NUM = 8
-DEFAULT_INTERPOLATIONS = 4
-
-
-def parse_seeds(text: str) -> list[int]:
-  """'0-3,7' -> [0, 1, 2, 3, 7], StyleGAN's generate.py spelling."""
-  seeds = []
-  for part in filter(None, (p.strip() for p in text.split(','))):
-    first, _, last = part.partition('-')
-    if not first.isdigit() or (last and not last.isdigit()) or (last and int(last) < int(first)):
-      raise cli.UsageError(f'--seeds={text}: {part!r} is not a seed or a range a-b '
-                           '(non-negative, a <= b)')
-    seeds += range(int(first), int(last or first) + 1)
-  if not seeds:
-    raise cli.UsageError(f'--seeds={text}: no seeds')
-  return seeds
-
-
 def _parse(argv: list[str]) -> None:
+  """The flags, and the combinations of them that make no sense, before any work."""
+  from biggan_jax.sampling import plans  # numpy only
   cli.parse(FLAGS, argv)
   if (FLAGS.output is None) == (FLAGS.outdir is None):
     raise cli.UsageError('give --output=OUT.png|.npy, or --outdir=DIR with --seeds')
   if FLAGS.outdir is not None and FLAGS.seeds is None:
     raise cli.UsageError('--outdir writes one PNG per seed: give --seeds (e.g. --seeds=0-15)')
   if FLAGS.seeds is not None:
-    parse_seeds(FLAGS.seeds)
+    plans.parse_seeds(FLAGS.seeds)
     for flag in ('num', 'z_file', 'labels_file', 'interpolate'):
       if FLAGS[flag].present:
         raise cli.UsageError(f'--{flag} does not go with --seeds: each seed is one image '
@@ -126,89 +110,23 @@ def _load_npy(flag: str, path: str):
     raise cli.UsageError(f'--{flag}={path}: cannot read it as .npy ({cli.one_line(e)})') from None
 
 
-def _read_z(path: str, sampler, shape: tuple[str, ...]):
-  """z from --z_file, checked against the model's dim_z and the expected layout."""
-  import numpy as np
-  z = _load_npy('z_file', path)
-  if z.dtype.kind != 'f' or z.ndim != len(shape) or z.shape[-1] != sampler.dim_z or (
-      len(shape) == 3 and z.shape[1] != 2):
-    raise cli.UsageError(
-        f'--z_file={path}: z of shape {z.shape} ({z.dtype}) but this checkpoint takes '
-        f'floats of shape ({", ".join(shape)}) with dim_z={sampler.dim_z} '
-        '(z from another model or resolution?)')
-  return np.asarray(z, np.float32)
-
-
-def _given_labels():
-  """The labels of --labels or --labels_file (a list or array), or None."""
+def _request():
+  """The flags and the files they name as a sampling/plans.py Request."""
+  from biggan_jax.sampling import plans
+  labels = None
   if FLAGS.labels is not None:
-    return [l.strip() for l in FLAGS.labels if l.strip()] or None
-  if FLAGS.labels_file:
-    y = _load_npy('labels_file', FLAGS.labels_file)
-    if y.dtype.kind not in 'iuU':
-      raise cli.UsageError(f'--labels_file={FLAGS.labels_file}: holds {y.dtype}; give class '
-                       'ids (integers) or names (strings)')
-    return y
-  return None
-
-
-def _random_classes(sampler, n: int):
-  import numpy as np
-  return np.random.default_rng(FLAGS.seed).integers(0, sampler.num_classes, n)
-
-
-def _draw_z(sampler, n: int):
-  return sampler.draw_z(n, FLAGS.truncation, FLAGS.seed)
-
-
-def _samples(sampler):
-  """(images, rows): plain samples in the order of the given z and labels."""
-  import numpy as np
-  labels = _given_labels()
-  if FLAGS.z_file:
-    z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
-    if labels is None:
-      raise cli.UsageError('--z_file needs --labels_file (or --labels): one class per z')
-    y = sampler.class_ids(labels)
-    if len(y) not in (1, len(z)):
-      raise cli.UsageError(f'{len(y)} labels for the {len(z)} z of --z_file={FLAGS.z_file}')
-    images = sampler.sample(y, z=z, truncation=FLAGS.truncation, batch_size=FLAGS.batch_size)
-    return images, _sheet_rows(len(images))
-  if labels is None:
-    y = _random_classes(sampler, FLAGS.num or DEFAULT_NUM)
-    rows = _sheet_rows(len(y))
-  else:
-    y = sampler.class_ids(labels)
-    per_class = FLAGS.num or 1
-    rows = len(y) if per_class > 1 else _sheet_rows(len(y))
-    y = np.repeat(y, per_class)
-  images = sampler.sample(y, truncation=FLAGS.truncation, seed=FLAGS.seed,
-                          batch_size=FLAGS.batch_size)
-  return images, rows
-
-
-def _seed_plan(sampler):
-  """(labels, seeds, rows) of --seeds: a row per label, a column per seed."""
-  import numpy as np
-  seeds = parse_seeds(FLAGS.seeds)
-  labels = _given_labels()
-  if labels is None:  # one image per seed, of a class drawn from it.
-    y = np.asarray([np.random.default_rng(s).integers(0, sampler.num_classes) for s in seeds])
-    return y, seeds, _sheet_rows(len(seeds))
-  classes = sampler.class_ids(labels)
-  return np.repeat(classes, len(seeds)), seeds * len(classes), len(classes)
-
-
-def _image_names(sampler, y, seeds) -> list[str]:
-  """<class>-<name>-seed<s>.png: sorted by class, then seed."""
-  import re
-  width = len(str(sampler.num_classes - 1))
-  names = []
-  for c, s in zip(y, seeds):
-    name = sampler.class_names[c] if sampler.class_names else ''
-    slug = re.sub(r'[^0-9a-zA-Z]+', '_', name).strip('_')
-    names.append(f'{int(c):0{width}d}{"-" + slug if slug else ""}-seed{s:04d}.png')
-  return names
+    labels = [l.strip() for l in FLAGS.labels if l.strip()] or None
+  elif FLAGS.labels_file:
+    labels = _load_npy('labels_file', FLAGS.labels_file)
+    if labels.dtype.kind not in 'iuU':
+      raise cli.UsageError(f'--labels_file={FLAGS.labels_file}: holds {labels.dtype}; give '
+                           'class ids (integers) or names (strings)')
+  return plans.Request(
+      labels=labels, num=FLAGS.num,
+      seeds=None if FLAGS.seeds is None else tuple(plans.parse_seeds(FLAGS.seeds)),
+      z=_load_npy('z_file', FLAGS.z_file) if FLAGS.z_file else None,
+      z_name=f'--z_file={FLAGS.z_file}', interpolate=FLAGS.interpolate, steps=FLAGS.steps,
+      truncation=FLAGS.truncation, seed=FLAGS.seed, batch_size=FLAGS.batch_size)
 
 
 def _check_outdir(paths) -> None:
@@ -219,102 +137,33 @@ def _check_outdir(paths) -> None:
                          'files); pass --overwrite to replace them')
 
 
-def _write_outdir(images, names) -> None:
-  """One PNG per image, each written atomically."""
-  import os
-  from biggan_jax.utils import images as images_lib
-  paths = [os.path.join(FLAGS.outdir, n) for n in names]
-  _check_outdir(paths)  # still free after sampling?
-  for image, path in zip(images_lib.to_uint8(images), paths):
-    images_lib.save_png(image, path)
-
-
-def _interpolations(sampler):
-  """(images (n, steps, R, R, 3), n)."""
-  import numpy as np
-  labels = _given_labels()
-  if FLAGS.interpolate == 'z':
-    if FLAGS.z_file:
-      z = _read_z(FLAGS.z_file, sampler, ('n', '2', 'dim_z'))
-      y = (sampler.class_ids(labels) if labels is not None
-           else _random_classes(sampler, len(z)))
-      if len(y) not in (1, len(z)):
-        raise cli.UsageError(f'{len(y)} labels for the {len(z)} z pairs of --z_file')
-    else:
-      y = (np.repeat(sampler.class_ids(labels), FLAGS.num or 1) if labels is not None
-           else _random_classes(sampler, FLAGS.num or DEFAULT_INTERPOLATIONS))
-      z = _draw_z(sampler, 2 * len(y)).reshape(len(y), 2, sampler.dim_z)
-    images = sampler.interpolate_z(z[:, 0], z[:, 1], y, FLAGS.steps,
-                                   truncation=FLAGS.truncation, batch_size=FLAGS.batch_size)
-    return images, len(images)
-  # --interpolate=class
-  if labels is not None:
-    y = sampler.class_ids(labels)
-    if len(y) % 2:
-      raise cli.UsageError(f'--interpolate=class takes pairs of classes (a,b[,c,d...]); '
-                       f'got {len(y)} labels')
-    pairs = y.reshape(-1, 2)
-  else:
-    n = FLAGS.num or DEFAULT_INTERPOLATIONS
-    pairs = _random_classes(sampler, 2 * n).reshape(n, 2)
-  if FLAGS.z_file:
-    z = _read_z(FLAGS.z_file, sampler, ('n', 'dim_z'))
-    if len(z) != len(pairs):
-      raise cli.UsageError(f'{len(pairs)} class pairs for the {len(z)} z of --z_file')
-  else:
-    z = _draw_z(sampler, len(pairs))
-  images = sampler.interpolate_classes(z, pairs[:, 0], pairs[:, 1], FLAGS.steps,
-                                       truncation=FLAGS.truncation,
-                                       batch_size=FLAGS.batch_size)
-  return images, len(images)
-
-
-def _sheet_rows(n: int) -> int:
-  """Rows of a roughly square sheet of n images, wider than tall."""
-  return max(1, int(n ** 0.5))
-
-
-def _write(images, rows: int, path: str) -> None:
-  """Writes atomically: a failed write leaves OUT as it was."""
-  import numpy as np
-  from biggan_jax.utils import files, images as images_lib
-  if path.endswith('.npy'):
-    with files.atomic_path(path) as tmp, open(tmp, 'wb') as f:
-      np.save(f, np.asarray(images, np.float32))
-  else:
-    images_lib.save_image_grid(images.reshape(-1, *images.shape[-3:]), path, rows)
-
-
 def run() -> str:
   """Samples as the parsed flags say; returns a one-line summary."""
   import os
-  from biggan_jax.sampling import loading  # JAX after the flag checks.
-  from biggan_jax.models import truncation
+  from biggan_jax.models import truncation  # JAX after the flag checks.
+  from biggan_jax.sampling import loading, plans
+  from biggan_jax.utils import images as images_lib
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)
   if FLAGS.outdir is not None and os.path.isfile(FLAGS.outdir):
     raise cli.UsageError(f'--outdir={FLAGS.outdir} is a file')
   truncation.check_truncation(FLAGS.truncation)
+  request = _request()
   sampler = loading.load_generator(FLAGS.checkpoint)
   for skipped in sampler.meta.get('skipped', ()):  # newer checkpoints that did not verify
     print(f'warning: {skipped}', file=sys.stderr)
-  if FLAGS.seeds is not None:
-    y, seeds, rows = _seed_plan(sampler)
-    names = _image_names(sampler, y, seeds)
-    if FLAGS.outdir is not None:
-      _check_outdir([os.path.join(FLAGS.outdir, n) for n in names])
-    images = sampler.sample_seeds(y, seeds, truncation=FLAGS.truncation,
-                                  batch_size=FLAGS.batch_size)
-    if FLAGS.outdir is not None:
-      _write_outdir(images, names)
-      return (f'wrote {len(names)} PNGs of {sampler.resolution}x{sampler.resolution} to '
-              f'{FLAGS.outdir} ({names[0]} ...) from {FLAGS.checkpoint}')
-  elif FLAGS.interpolate:
-    images, rows = _interpolations(sampler)
-  else:
-    images, rows = _samples(sampler)
+  if FLAGS.outdir is not None:  # before sampling: are the files free?
+    y, seeds, _ = plans.seed_plan(sampler, request)
+    _check_outdir([os.path.join(FLAGS.outdir, n) for n in plans.image_names(sampler, y, seeds)])
+  result = plans.generate(sampler, request)
+  if FLAGS.outdir is not None:
+    paths = [os.path.join(FLAGS.outdir, n) for n in result.names]
+    _check_outdir(paths)  # still free after sampling?
+    images_lib.save_pngs(result.images, paths)
+    return (f'wrote {len(paths)} PNGs of {sampler.resolution}x{sampler.resolution} to '
+            f'{FLAGS.outdir} ({result.names[0]} ...) from {FLAGS.checkpoint}')
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)  # still free after sampling?
-  _write(images, rows, FLAGS.output)
-  layout = ' x '.join(str(d) for d in images.shape[:-3])
+  images_lib.save_images(result.images, result.rows, FLAGS.output)
+  layout = ' x '.join(str(d) for d in result.images.shape[:-3])
   return (f'wrote {FLAGS.output}: {layout} images of {sampler.resolution}x'
           f'{sampler.resolution} from {FLAGS.checkpoint}')
 
@@ -323,7 +172,7 @@ def main(argv: list[str]) -> int:
   def body():
     _parse(argv)
     return run()
-  # cli.UsageError, CheckpointError, bad labels or truncation.
+  # cli.UsageError, CheckpointError, bad labels, z or truncation (ValueError).
   return cli.run(__doc__, FLAGS, argv, body)
 
 

@@ -124,3 +124,19 @@ def save_image_grid(images, path, rows: int) -> None:
 def save_truncation_sheet(images, path, thresholds) -> None:
   """Writes `truncation_sheet` as a PNG, atomically."""
   save_png(truncation_sheet(images, thresholds), path)
+
+
+def save_pngs(images, paths) -> None:
+  """One PNG per image of `images` (in [-1, 1]), each written atomically."""
+  for image, path in zip(to_uint8(images), paths):
+    save_png(image, path)
+
+
+def save_images(images, rows: int, path: str) -> None:
+  """OUT.npy: the float32 array as it is; OUT.png: a sheet of `rows` rows (leading axes
+  flattened). Written atomically: a failed write leaves OUT as it was."""
+  if path.endswith('.npy'):
+    with files.atomic_path(path) as tmp, open(tmp, 'wb') as f:
+      np.save(f, np.asarray(images, np.float32))
+  else:
+    save_image_grid(np.asarray(images).reshape(-1, *np.shape(images)[-3:]), path, rows)

@@ -16,6 +16,7 @@ from biggan_jax import config as config_lib
 import biggan_jax
 from biggan_jax import sample, sampling
 from biggan_jax.checkpoints import run_checkpoints
+from biggan_jax.sampling import plans
 from biggan_jax.training import loop
 from biggan_jax.utils import images as images_lib
 from cli_checks import one_error_line
@@ -282,7 +283,7 @@ def test_cli_seeds_one_image_per_seed_whatever_the_others(workdir, sampler, tmp_
   np.testing.assert_allclose(images[7], np.load(alone)[0], **close)
   np.testing.assert_allclose(images[7], sampler.sample([3], seed=5, truncation=0.7)[0], **close)
   np.testing.assert_allclose(images[1], sampler.sample([0], seed=1, truncation=0.7)[0], **close)
-  assert sample.parse_seeds('0-3,7, 9') == [0, 1, 2, 3, 7, 9]
+  assert plans.parse_seeds('0-3,7, 9') == [0, 1, 2, 3, 7, 9]
 
 
 def test_cli_outdir_one_png_per_image_named_by_class_and_seed(workdir, sampler, tmp_path,
