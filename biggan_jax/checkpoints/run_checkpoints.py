@@ -30,6 +30,15 @@ ITEMS = ('state', 'ema_generator', 'meta')
 TRAIN_KIND = 'biggan_jax.train'  # meta['kind'] of a training checkpoint.
 SKIPPED = 'skipped_checkpoints'  # beside checkpoints/: unusable or rolled-back steps.
 
+# Orbax writes a replicated array "replica-parallel": one slice per replica, each
+# its own device transfer. Below 1 MiB a slice costs more in dispatch than the
+# parallel write saves, so smaller arrays are written whole by one replica
+# (benchmarks/README.md, "Checkpoints"); Orbax's own handler, with its threshold.
+MIN_SLICE_BYTES = 2**20
+ocp.type_handlers.register_type_handler(
+    jax.Array, ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=MIN_SLICE_BYTES),
+    override=True)
+
 
 def manager(directory: str, *, max_to_keep: int | None = None,
             read_only: bool = False) -> ocp.CheckpointManager:
