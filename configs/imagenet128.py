@@ -5,14 +5,14 @@
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 70.4M + D 88.0M parameters (Table 1: 158.3M).
 As shipped (float32, the batch of 2048 in one pass) the step does not fit a
-v4-8: the TPU compiler asks for 54.99 GiB per device of 30.75. On a v4-8 run it
-with --config.num_accumulations=2 (peak 27.68 GiB per device, 3.07 spare) or 4
-(16.78 GiB); the compiler's roofline estimate is 1.49 / 1.59 s per iteration,
-about 2,700 real images/s (benchmarks/README.md; an estimate, not a measured
-time). In bfloat16 compute (--config.model.dtype=bfloat16
---config.dataset.image_dtype=uint8) one pass fits: peak 29.54 GiB, 0.96 s,
-about 4,300 images/s; what bfloat16 does to the FID is not measured. Check a
-slice before renting it, and the num_accumulations or lever it needs, with
+v4-8. On a v4-8 run it with --config.num_accumulations=2 (or 4, with room to
+spare); in bfloat16 compute (--config.model.dtype=bfloat16
+--config.dataset.image_dtype=uint8) one pass fits. The TPU compiler's peak
+memory per device and its roofline estimate of the time and real images/s of
+each (estimates, not measured times) are the imagenet128 rows of
+benchmarks/README.md's table ("The TPU compiler's verdict"); what bfloat16
+does to the FID is not measured. Check a slice before renting it, and the
+num_accumulations or lever it needs, with
 
     python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=2
@@ -23,8 +23,9 @@ per G step, Adam(0, 0.999) with lr G 5e-5 / D 2e-4, orthogonal regularisation
 beta 1e-4, EMA of G with decay 0.9999, hinge loss, orthogonal init.
 
 What the paper reached: IS 166.3 / FID 9.6 with truncation (the first arXiv
-version's abstract; the final version's 166.5 / 7.4 came with BigGAN-deep,
-configs/imagenet128_deep.py). The truncation sweep is in Table 2 of the paper.
+version's abstract; the final version's figures came with BigGAN-deep, in
+configs/imagenet128_deep.py's docstring). The truncation sweep is in Table 2
+of the paper.
 
 BigGAN-PyTorch's own ImageNet script (scripts/launch_BigGAN_bs256x8.sh) differs:
 batch 256 x 8 accumulations, lr G 1e-4 / D 4e-4, 1 D step, no orthogonal

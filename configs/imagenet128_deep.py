@@ -4,10 +4,10 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
-run it with --config.num_accumulations=4: the TPU compiler's peak is 22.19 GiB
-per device of 30.75, and its roofline estimate 2.36 s per iteration (memory-
-bound), about 1,700 real images/s (benchmarks/README.md; an estimate, not a
-measured time). Check a slice before renting it with
+run it with --config.num_accumulations=4; the TPU compiler's peak memory per
+device and its roofline estimate of the time and real images/s (memory-bound;
+an estimate, not a measured time) are its row in benchmarks/README.md's table
+("The TPU compiler's verdict"). Check a slice before renting it with
 
     python -m biggan_jax.main --config=configs/imagenet128_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=4
@@ -20,10 +20,10 @@ Training as in the paper: batch 2048, 2 D steps per G step, lr G 5e-5 /
 D 2e-4, orthogonal regularisation 1e-4, EMA 0.9999.
 
 What the paper reached: the final version's abstract reports IS 166.5 / FID
-7.4 at 128x128 with truncation, up from the first version's 166.3 / 9.6 (BigGAN,
-configs/imagenet128.py) once BigGAN-deep was added; the per-model truncation
-sweeps are in Table 2 of the paper. G 50.2M + D 34.6M parameters
-(BigGAN-PyTorch's BigGAN-deep at this config).
+7.4 at 128x128 with truncation, up from the first version's figures for BigGAN
+(configs/imagenet128.py's docstring) once BigGAN-deep was added; the
+per-model truncation sweeps are in Table 2 of the paper. G 50.2M + D 34.6M
+parameters (BigGAN-PyTorch's BigGAN-deep at this config).
 """
 
 from biggan_jax import config as config_lib

@@ -4,11 +4,11 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. On a v4-8, in
-float32 at the batch of 2048, run it with --config.num_accumulations=16: the
-TPU compiler's peak is 28.04 GiB per device of 30.75, and its roofline estimate
-6.77 s per iteration (memory-bound), about 600 real images/s (benchmarks/README.md;
-an estimate, not a measured time). With 8 it does not fit (54.88 GiB needed).
-Check a slice before renting it:
+float32 at the batch of 2048, run it with --config.num_accumulations=16 (with 8
+it does not fit); the TPU compiler's peak memory per device and its roofline
+estimate of the time and real images/s (memory-bound; an estimate, not a
+measured time) are its rows in benchmarks/README.md's table ("The TPU
+compiler's verdict"). Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=16

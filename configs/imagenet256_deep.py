@@ -4,11 +4,11 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
-run it with --config.num_accumulations=16 (one pass needs 245.17 GiB per
-device): the TPU compiler's peak is 22.25 GiB per device of 30.75, and its
-roofline estimate 8.61 s per iteration (memory-bound), about 480 real images/s
-(benchmarks/README.md; an estimate, not a measured time). Check a slice before
-renting it with
+run it with --config.num_accumulations=16 (one pass needs many times the HBM);
+the TPU compiler's peak memory per device and its roofline estimate of the
+time and real images/s (memory-bound; an estimate, not a measured time) are
+its rows in benchmarks/README.md's table ("The TPU compiler's verdict"). Check
+a slice before renting it with
 
     python -m biggan_jax.main --config=configs/imagenet256_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=16

@@ -5,10 +5,11 @@
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no
 512 D to compare D against). On a v4-8, in float32 at the batch of 2048, run it
-with --config.num_accumulations=16: the TPU compiler's peak is 28.48 GiB per
-device of 30.75, and its roofline estimate 12.6 s per iteration (memory-bound),
-about 320 real images/s (benchmarks/README.md; an estimate, not a measured time).
-In one pass it needs 391.60 GiB per device. Check a slice before renting it:
+with --config.num_accumulations=16 (one pass needs many times the HBM); the TPU
+compiler's peak memory per device and its roofline estimate of the time and
+real images/s (memory-bound; an estimate, not a measured time) are its rows in
+benchmarks/README.md's table ("The TPU compiler's verdict"). Check a slice
+before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=16

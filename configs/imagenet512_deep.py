@@ -4,11 +4,12 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
-run it with --config.num_accumulations=32 (one pass needs 619.06 GiB per
-device): the TPU compiler's peak is 27.67 GiB per device of 30.75, and its
-roofline estimate 24.91 s per iteration (memory-bound), about 160 real images/s
-(benchmarks/README.md; an estimate, not a measured time). The check takes ~20
-minutes and ~20 GB of host memory; run it before renting a slice:
+run it with --config.num_accumulations=32 (one pass needs many times the HBM);
+the TPU compiler's peak memory per device and its roofline estimate of the
+time and real images/s (memory-bound; an estimate, not a measured time) are
+its rows in benchmarks/README.md's table ("The TPU compiler's verdict"). The
+check takes a while on a small host and more host memory than a 16 GB machine
+has (benchmarks/README.md gives both); run it before renting a slice:
 
     python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8 --config.num_accumulations=32

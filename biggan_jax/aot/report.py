@@ -16,9 +16,9 @@ $BIGGAN_JAX_CACHE/compile/, keyed by the lowered program, the slice, the
 libtpu version and the compiler's options: rebuilding benchmarks/README.md's
 table recompiles nothing.
 
-JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1 makes a quicker, coarser compile (imagenet128
-on v3-8: 199 s instead of 503 s, a 19% higher peak); the report records the
-efforts, and such a verdict is not the one training gets.
+JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1 makes a quicker, coarser compile (faster,
+with a higher peak: benchmarks/README.md compares it with the default); the
+report records the efforts, and such a verdict is not the one training gets.
 """
 
 import contextlib
@@ -213,7 +213,8 @@ def suggestions(config, report) -> str:
   FSDP divides the state by the device count; remat cuts the activations
   kept by residual blocks. Estimates: check them with --mode=compile. One
   estimated within 90-100% of the HBM is named too (imagenet128 on v4-8: 2 is
-  estimated at 93% and fits, the 90% margin alone would say 4).
+  estimated in that band and fits, the 90% margin alone would say 4; the
+  estimate and the compiled peak are in benchmarks/README.md).
   """
   need, limit, n = report['bytes_per_device'], report['hbm_bytes_per_device'], report['devices']
   levers = []

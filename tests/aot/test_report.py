@@ -171,7 +171,8 @@ def test_a_compiler_failure_is_one_line_not_a_verdict():
 
 def test_an_accumulation_near_the_limit_is_named_beside_the_safe_one():
   """imagenet128 on v4-8 at batch 2048 needs 54.99 GiB (libtpu's figure); 2 accumulations
-  are estimated at 93% of the 30.75 GiB (and compile at 27.68), 4 within the 90% margin."""
+  are estimated at 93% of the 30.75 GiB (and fit, compiled: benchmarks/README.md's table), 4
+  within the 90% margin."""
   config = config_lib.from_file(str(REPO / 'configs' / 'imagenet128.py'))
   state = aot_report.state_bytes(sharded_step.abstract_state(sharded_step.build(config)))
   gib = 2**30
