@@ -35,9 +35,19 @@ SKIPPED = 'skipped_checkpoints'  # beside checkpoints/: unusable or rolled-back 
 # parallel write saves, so smaller arrays are written whole by one replica
 # (benchmarks/README.md, "Checkpoints"); Orbax's own handler, with its threshold.
 MIN_SLICE_BYTES = 2**20
-ocp.type_handlers.register_type_handler(
-    jax.Array, ocp.type_handlers.ArrayHandler(min_slice_bytes_for_replica_parallel=MIN_SLICE_BYTES),
-    override=True)
+
+
+def _register_array_handler():
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)  # Orbax warns that it replaces its default: the point.
+  try:
+    ocp.type_handlers.register_type_handler(jax.Array, ocp.type_handlers.ArrayHandler(
+        min_slice_bytes_for_replica_parallel=MIN_SLICE_BYTES), override=True)
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+_register_array_handler()
 
 
 def manager(directory: str, *, max_to_keep: int | None = None,
