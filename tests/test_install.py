@@ -1,8 +1,9 @@
 """Installs: a non-editable install ships every package and the configs, and the base
 install is the inference set.
 
-- The wheel is installed with --no-deps into a venv that sees this machine's
-  packages, so nothing is downloaded; the checks run from outside the checkout.
+- The wheel is installed with --no-deps into a venv that sees the packages of
+  the environment running the tests (tests/venvs.py), so nothing is downloaded;
+  the checks run from outside the checkout.
 - The inference set works with TensorFlow, TFDS, clu, TensorBoard, torch and
   scikit-learn absent, and what needs them says how to install it. A subprocess
   hides those packages (an import hook raising ModuleNotFoundError, as on a
@@ -26,6 +27,7 @@ from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.checkpoints import converted
 from paths import REPO
+import venvs
 
 CHECK = '''
 import pathlib, biggan_jax
@@ -51,9 +53,7 @@ print('ok')
 
 @pytest.mark.timeout(600)
 def test_installed_package_finds_its_configs(tmp_path):
-  venv = tmp_path / 'venv'
-  subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', str(venv)], check=True)
-  python = str(venv / 'bin' / 'python')
+  python = venvs.create(tmp_path / 'venv')
   subprocess.run([python, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
                   str(REPO)], check=True, capture_output=True)
   result = subprocess.run([python, '-c', CHECK], cwd=tmp_path, capture_output=True, text=True,

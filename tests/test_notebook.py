@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 
 import jax
@@ -29,6 +28,7 @@ from biggan_jax import models
 from biggan_jax.checkpoints import converted as checkpoint_dir
 import http_fixture
 from paths import REPO
+import venvs
 
 nbclient = pytest.importorskip('nbclient')
 nbformat = pytest.importorskip('nbformat')
@@ -95,11 +95,9 @@ def requirements(wheel: str) -> dict[str, set[str]]:
 
 
 def fresh_venv(tmp_path, monkeypatch) -> str:
-  """A venv over this machine's packages, and a Jupyter kernel that runs it; its python."""
-  venv = tmp_path / 'venv'
-  subprocess.run([sys.executable, '-m', 'venv', '--system-site-packages', '--without-pip',
-                  str(venv)], check=True)
-  python = str(venv / 'bin' / 'python')
+  """A venv over the packages of the environment running the tests (tests/venvs.py), and a
+  Jupyter kernel that runs it; its python."""
+  python = venvs.create(tmp_path / 'venv', with_pip=False)
   kernels = tmp_path / 'jupyter' / 'kernels' / 'venv'
   kernels.mkdir(parents=True)
   (kernels / 'kernel.json').write_text(json.dumps({
