@@ -9,11 +9,10 @@ import jax
 import pytest
 
 from biggan_jax import config as config_lib
-from biggan_jax import main
 from biggan_jax import aot
 from biggan_jax.aot import report as aot_report, topologies
 from biggan_jax.training import compile_check, sharded_step
-from cli_checks import one_error_line
+from cli_checks import one_error_line, run_main
 from paths import REPO
 
 libtpu = pytest.importorskip('libtpu', reason='the [tpu] extra is not installed')
@@ -24,15 +23,8 @@ SMALL = ['--config.model.resolution=16', '--config.model.g_attn=', '--config.mod
 
 
 def compile_cli(workdir, topology, *overrides):
-  argv = ['main', f'--config={REPO}/configs/tiny.py', f'--workdir={workdir}',
-          '--mode=compile', f'--topology={topology}', *SMALL, *overrides]
-  # ml_collections finds --config.<key> overrides in sys.argv, as a real command line has
-  # them, and defines each as a flag: drop the last call's so they can be defined again.
-  for name in [n for n in main.FLAGS if n.startswith('config.')]:
-    delattr(main.FLAGS, name)
-  with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(sys, 'argv', argv)
-    return main.main(argv)
+  return run_main(f'--config={REPO}/configs/tiny.py', f'--workdir={workdir}', '--mode=compile',
+                  f'--topology={topology}', *SMALL, *overrides)
 
 
 @pytest.mark.parametrize('name, topology, devices, kwargs', [

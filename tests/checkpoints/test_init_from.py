@@ -4,8 +4,6 @@ resumption winning over --init_from."""
 
 import logging
 import shutil
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +17,7 @@ from biggan_jax.checkpoints import init_from
 from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.training import loop, sharding
 from biggan_jax.training import state as train_state
+from cli_checks import one_error_line, run_main
 from paths import REPO
 
 R = 16  # 16x16 without attention: the tiny model with the shortest compiles.
@@ -45,11 +44,6 @@ def assert_trees_equal(a, b):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def run_main(*args):
-  return subprocess.run([sys.executable, '-m', 'biggan_jax.main', '--config=configs/tiny.py',
-                         *args], cwd=REPO, capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope='module')
 def source_run(tmp_path_factory):
   """A one-step training run and its saved TrainState."""
@@ -62,12 +56,16 @@ def source_run(tmp_path_factory):
 
 
 def perturbed_variables(module, key, *inputs):
-  """Initial variables plus noise, so that no leaf equals a fresh init's."""
-  variables = module.init({'params': key}, *inputs, train=False)
-  leaves, tree = jax.tree.flatten(variables)
-  keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
-  return jax.tree.unflatten(tree, [np.asarray(v + 0.1 * jax.random.normal(k, v.shape))
-                                   for v, k in zip(leaves, keys)])
+  """Initial variables plus noise, so that no leaf equals a fresh init's (one jitted
+  program: op by op, every primitive would compile on its own)."""
+  @jax.jit
+  def perturbed(key, *inputs):
+    variables = module.init({'params': key}, *inputs, train=False)
+    leaves, tree = jax.tree.flatten(variables)
+    keys = jax.random.split(jax.random.fold_in(key, 1), len(leaves))
+    return jax.tree.unflatten(tree, [v + 0.1 * jax.random.normal(k, v.shape)
+                                     for v, k in zip(leaves, keys)])
+  return jax.tree.map(np.asarray, perturbed(key, *inputs))
 
 
 @pytest.fixture(scope='module')
@@ -151,13 +149,14 @@ def test_existing_checkpoint_wins(source_run, converted, tmp_path, caplog):
   assert_trees_equal(jax.device_get(state), saved)
 
 
-def test_fine_tune_from_the_command_line(converted, tmp_path):
+def test_fine_tune_from_the_command_line(converted, tmp_path, caplog, monkeypatch):
   """main --init_from: one real step from a converted G and D, saved at step 1."""
   root, _, d_vars = converted
-  result = run_main(f'--workdir={tmp_path}', f'--init_from={root / "g_and_d"}', *SMALL,
-                    '--config.total_steps=1', '--config.checkpoint_every=1')
-  assert result.returncode == 0, result.stderr
-  assert 'G, EMA G and D from the converted checkpoint' in result.stderr
+  monkeypatch.chdir(REPO)
+  assert run_main('--config=configs/tiny.py', f'--workdir={tmp_path}',
+                  f'--init_from={root / "g_and_d"}', *SMALL, '--config.total_steps=1',
+                  '--config.checkpoint_every=1') == 0
+  assert 'G, EMA G and D from the converted checkpoint' in caplog.text
   mngr = run_checkpoints.manager(tmp_path / 'checkpoints', read_only=True)
   assert mngr.all_steps() == [1]
   state, _ = run_checkpoints.restore_state(mngr, 1, fresh_state(tiny_config()))
@@ -180,14 +179,13 @@ def test_fine_tune_from_the_command_line(converted, tmp_path):
      ['model.ch (4 there, 8 here)', 'model.d_ch (4 there, 8 here)',
       '--config.model.ch=4 --config.model.d_ch=4']),
 ], ids=lambda v: v if isinstance(v, str) else None)
-def test_bad_init_from_is_one_line(case, args, needles, converted, tmp_path):
+def test_bad_init_from_is_one_line(case, args, needles, converted, tmp_path, capsys,
+                                   monkeypatch):
   del case
   args = [a.format(tmp=tmp_path, converted=converted[0] / 'g_and_d') for a in args]
-  result = run_main(f'--workdir={tmp_path / "run"}', *args)
-  assert result.returncode == 2
-  assert result.stderr.count('\n') == 1 and result.stderr.startswith('error: '), result.stderr
-  for needle in needles:
-    assert needle in result.stderr, result.stderr
+  monkeypatch.chdir(REPO)
+  assert run_main('--config=configs/tiny.py', f'--workdir={tmp_path / "run"}', *args) == 2
+  one_error_line(capsys, *needles)
   assert not (tmp_path / 'run' / 'checkpoints').exists()  # stopped before anything was built
 
 

@@ -7,10 +7,13 @@ tests/testdata/README.md), each run in float32 with tolerance rel 1e-4:
 - unshared32: BigGAN.py with G_shared=False, hier=False (per-BN class tables),
   resolution 32, as scripts/launch_cifar_ema.sh trains it;
 - deep64: BigGANdeep.py, G_ch=D_ch=8, depth 2, resolution 64, attention 32.
+Each pass is jitted, as training and sampling run it (op by op, every primitive
+of a model would compile on its own).
 """
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -64,12 +67,11 @@ def ref(request):
 def train_pass(ref):
   """g = G(z, y); D(x, y); D(g, y), all in train mode, as the fixture did."""
   G, D = ref['G'], ref['D']
-  g, g_state = G.apply(ref['g_init'], ref['z'], ref['y'], train=True,
-                       mutable=['batch_stats', 'spectral'])
-  d_real, d_state = D.apply(ref['d_init'], ref['x'], ref['y'], train=True,
-                            mutable=['spectral'])
-  d_fake, d_state = D.apply({**ref['d_init'], **d_state}, g, ref['y'], train=True,
-                            mutable=['spectral'])
+  g_train = jax.jit(functools.partial(G.apply, train=True, mutable=['batch_stats', 'spectral']))
+  d_train = jax.jit(functools.partial(D.apply, train=True, mutable=['spectral']))
+  g, g_state = g_train(ref['g_init'], ref['z'], ref['y'])
+  d_real, d_state = d_train(ref['d_init'], ref['x'], ref['y'])
+  d_fake, d_state = d_train({**ref['d_init'], **d_state}, g, ref['y'])
   return dict(g=g, g_vars={**ref['g_init'], **g_state}, d_real=d_real,
               d_fake=d_fake, d_vars={**ref['d_init'], **d_state})
 
@@ -148,8 +150,8 @@ def test_hinge_losses(ref, train_pass):
 
 def test_eval_mode_outputs(ref):
   """Eval: BN uses running stats, SN takes one unstored power step."""
-  g = ref['G'].apply(ref['g_after'], ref['z'], ref['y'], train=False)
-  d = ref['D'].apply(ref['d_after'], ref['x'], ref['y'], train=False)
+  g = jax.jit(functools.partial(ref['G'].apply, train=False))(ref['g_after'], ref['z'], ref['y'])
+  d = jax.jit(functools.partial(ref['D'].apply, train=False))(ref['d_after'], ref['x'], ref['y'])
   g_err = rel_err(nchw(g), ref['d']['G_eval_out_nchw'])
   d_err = rel_err(d, ref['d']['D_eval_real'][:, 0])
   print(f"{ref['name']}: eval-mode G / D rel err {g_err:.1e} / {d_err:.1e}")

@@ -8,8 +8,6 @@ import json
 import math
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -17,7 +15,7 @@ import pytest
 
 import biggan_jax
 from biggan_jax import checkpoints, models, sampling
-from biggan_jax import convert
+from biggan_jax import convert, sample
 from biggan_jax.convert import __main__ as convert_main
 from biggan_jax.convert import huggingface
 
@@ -25,7 +23,7 @@ pytest.importorskip('torch')
 pytest.importorskip('pytorch_pretrained_biggan')
 import hf_fixture
 from cli_checks import one_error_line
-from paths import REPO, TESTDATA
+from paths import TESTDATA
 
 DATA = TESTDATA
 
@@ -149,28 +147,21 @@ def test_biggan_deep_128_names_and_size():
 
 # ------------------------------------------------------------------- CLIs
 
-def test_convert_and_sample_from_the_command_line(hf_folder, tmp_path):
+def test_convert_and_sample_from_the_command_line(hf_folder, tmp_path, capsys):
+  """The two CLIs in this process, as `python -m` runs them (main(sys.argv))."""
   out = tmp_path / 'deep'
-  proc = subprocess.run(
-      [sys.executable, '-m', 'biggan_jax.convert', '--source=huggingface',
-       f'--input={hf_folder}', f'--output={out}'],
-      capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
-  assert proc.returncode == 0, proc.stderr
-  assert "biggan_deep 128x128" in proc.stdout and "'tfhub'" in proc.stdout
+  assert convert_main.main(['convert', '--source=huggingface', f'--input={hf_folder}',
+                            f'--output={out}']) == 0
+  stdout = capsys.readouterr().out
+  assert "biggan_deep 128x128" in stdout and "'tfhub'" in stdout
   png = tmp_path / 'grid.png'
-  proc = subprocess.run(
-      [sys.executable, '-m', 'biggan_jax.sample', f'--checkpoint={out}', f'--output={png}',
-       '--labels=1,2', '--truncation=0.4'],
-      capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
-  assert proc.returncode == 0, proc.stderr
+  assert sample.main(['sample', f'--checkpoint={out}', f'--output={png}', '--labels=1,2',
+                      '--truncation=0.4']) == 0
   assert png.stat().st_size > 0
-  proc = subprocess.run(
-      [sys.executable, '-m', 'biggan_jax.sample', f'--checkpoint={out}',
-       f'--output={tmp_path / "x.png"}', '--truncation=1.5'],
-      capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
-  assert proc.returncode == 2
-  assert proc.stderr.strip().startswith('error: truncation=1.5')
-  assert len(proc.stderr.strip().splitlines()) == 1
+  capsys.readouterr()
+  assert sample.main(['sample', f'--checkpoint={out}', f'--output={tmp_path / "x.png"}',
+                      '--truncation=1.5']) == 2
+  one_error_line(capsys, 'error: truncation=1.5')
   assert not (tmp_path / 'x.png').exists()
 
 

@@ -69,8 +69,9 @@ def checkpoint(tmp_path_factory):
   m = config.model
   m.resolution, m.g_attn, m.d_attn = R, '', ''
   generator = models.create_generator(m)
-  variables = generator.init(jax.random.PRNGKey(0), np.zeros((1, m.dim_z), np.float32),
-                             np.zeros((1,), np.int32), train=False)
+  variables = jax.jit(lambda k: generator.init(k, np.zeros((1, m.dim_z), np.float32),
+                                              np.zeros((1,), np.int32), train=False))(
+                                                  jax.random.PRNGKey(0))
   path = tmp_path_factory.mktemp('ckpt') / 'tiny'
   checkpoint_dir.save(path, {'model': m.to_dict(), 'truncation_convention': 'paper',
                              'source': 'random init'}, jax.device_get(variables))

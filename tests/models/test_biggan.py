@@ -1,6 +1,8 @@
 """BigGAN G and D: exact parameter counts of the paper's models, and behaviour
 of small ones (shapes, hierarchical z, class embeddings, bfloat16)."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +17,12 @@ def param_count(module, *inputs):
   shapes = jax.eval_shape(
       lambda: module.init({'params': jax.random.key(0)}, *inputs, train=False))
   return sum(x.size for x in jax.tree.leaves(shapes['params']))
+
+
+def jitted(method, train=False, **kwargs):
+  """A module's init or apply as one compiled program: op by op, each primitive of a
+  model compiles on its own (hundreds of compiles for a 64x64 G)."""
+  return jax.jit(functools.partial(method, train=train, **kwargs))
 
 
 def model_config(**overrides):
@@ -53,13 +61,13 @@ def test_small_models_forward(resolution, g_attn, d_attn):
   G, D = models.create_generator(m), models.create_discriminator(m)
   z = jax.random.normal(jax.random.key(0), (4, m.dim_z))
   y = jnp.arange(4) % 5
-  gv = G.init({'params': jax.random.key(1)}, z, y, train=False)
-  img, g_state = G.apply(gv, z, y, train=True, mutable=['batch_stats', 'spectral'])
+  gv = jitted(G.init)({'params': jax.random.key(1)}, z, y)
+  img, g_state = jitted(G.apply, train=True, mutable=('batch_stats', 'spectral'))(gv, z, y)
   assert img.shape == (4, resolution, resolution, 3)
   assert float(jnp.abs(img).max()) <= 1.0 and bool(jnp.isfinite(img).all())
   assert 'attn' + str(int(np.log2(int(g_attn) // 8))) in gv['params']
-  dv = D.init({'params': jax.random.key(2)}, img, y, train=False)
-  logits = D.apply(dv, img, y, train=False)
+  dv = jitted(D.init)({'params': jax.random.key(2)}, img, y)
+  logits = jitted(D.apply)(dv, img, y)
   assert logits.shape == (4,) and bool(jnp.isfinite(logits).all())
   assert not np.allclose(g_state['batch_stats']['block0']['bn1']['stats']['mean'], 0.0)
 
@@ -70,13 +78,14 @@ def test_hierarchical_z_conditions_each_block_on_its_chunk():
   assert G.num_slots == 4 and G.z_chunk_size == 4
   z = jax.random.normal(jax.random.key(0), (2, 16))
   y = jnp.array([1, 2])
-  v = G.init({'params': jax.random.key(1)}, z, y, train=False)
+  v = jitted(G.init)({'params': jax.random.key(1)}, z, y)
   assert v['params']['linear']['kernel'].shape == (4, 4 * 4 * 4 * 4)
   assert v['params']['block2']['bn1']['gain']['kernel'].shape == (8 + 4, 16)
-  base = G.apply(v, z, y, train=False)
+  apply = jitted(G.apply)
+  base = apply(v, z, y)
   for chunk in range(4):  # every chunk reaches the image
     z2 = z.at[:, 4 * chunk:4 * chunk + 4].add(1.0)
-    assert not np.allclose(G.apply(v, z2, y, train=False), base)
+    assert not np.allclose(apply(v, z2, y), base)
 
 
 def test_flat_z_without_hierarchy():
@@ -105,11 +114,11 @@ def test_bfloat16_compute_keeps_float32_params():
   m.dtype = 'bfloat16'
   G16, D16 = models.create_generator(m), models.create_discriminator(m)
   z, y = jax.random.normal(jax.random.key(0), (4, 16)), jnp.arange(4)
-  v = G16.init({'params': jax.random.key(1)}, z, y, train=False)
+  v = jitted(G16.init)({'params': jax.random.key(1)}, z, y)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(v['params']))
-  img16 = G16.apply(v, z, y, train=False)
-  img32 = G32.apply(v, z, y, train=False)
+  img16 = jitted(G16.apply)(v, z, y)
+  img32 = jitted(G32.apply)(v, z, y)
   assert img16.dtype == jnp.float32
   assert float(jnp.abs(img16 - img32).max()) < 0.05
-  dv = D16.init({'params': jax.random.key(2)}, img16, y, train=False)
-  assert D16.apply(dv, img16, y, train=False).dtype == jnp.float32
+  dv = jitted(D16.init)({'params': jax.random.key(2)}, img16, y)
+  assert jitted(D16.apply)(dv, img16, y).dtype == jnp.float32

@@ -4,7 +4,6 @@ forced divergence the collapse guard rolls back. (Apart from test_loop.py so
 that pytest-xdist's file-per-worker split can run the two halves at once.)"""
 
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -109,14 +108,15 @@ def test_non_finite_state_is_never_saved(resumed_runs):
   assert mngr.latest_step() == 4
 
 
-def test_sigint_saves_and_exits_zero(tmp_path):
+def test_sigint_saves_and_exits_zero(resumed_runs, tmp_path):
   """Ctrl-C is handled as SIGTERM is (tests/training/test_multihost.py sends SIGTERM to one
-  of two hosts; tests/training/test_faults.py checks both signals' handler)."""
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=1'}
+  of two hosts; tests/training/test_faults.py checks both signals' handler). A real process
+  gets the signal; its programs are resumed_runs' (the same model, devices and step), so
+  it reads them from the session's compilation cache."""
   proc = subprocess.Popen(
       [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
        f'--workdir={tmp_path}', '--config.total_steps=100000', '--config.checkpoint_every=100000',
-       '--config.sample_every=0'], env=env, cwd=REPO,
+       '--config.sample_every=0'], cwd=REPO,
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   metrics = tmp_path / 'metrics.jsonl'
   deadline = time.time() + 300

@@ -2,7 +2,7 @@
 
 Two processes with 2 CPU devices each (jax.distributed over localhost, as on a
 pod: each process feeds its own rows of the batch, `sharding.host_to_global`
-assembles them) train configs/tiny.py for 2 steps; one process with 4 devices
+assembles them) train configs/tiny.py (at 16x16) for 2 steps; one process with 4 devices
 does the same. Same global batch, same mesh size, so the losses, the EMA
 generator and the full train state must agree up to float32 reduction order.
 
@@ -36,9 +36,12 @@ TIMEOUT_S = 600
 RTOL = 1e-5
 TOTAL_STEPS = 2
 LR_G = 5e-5  # base_config's lr_g, which configs/tiny.py keeps.
+# configs/tiny.py at 16x16 without attention (2 D steps, as there): what is tested is
+# the hosts' agreement, and the three processes compile without a cache.
 TRAIN_FLAGS = ('--config=configs/tiny.py', f'--config.total_steps={TOTAL_STEPS}',
                '--config.checkpoint_every=2', '--config.sample_every=0',
-               '--config.log_every=1', '--config.batch_size=8')
+               '--config.log_every=1', '--config.batch_size=8',
+               '--config.model.resolution=16', '--config.model.g_attn=', '--config.model.d_attn=')
 
 pytestmark = pytest.mark.skipif(
     not hasattr(jax, 'distributed') or not hasattr(jax.distributed, 'initialize'),
@@ -207,7 +210,7 @@ def test_full_state_agrees(workdirs):
   _assert_close('d_params', multi['d_params'], single['d_params'])
   noisy = _assert_close('g_params', multi['g_params'], single['g_params'],
                         noise_atol=2 * TOTAL_STEPS**1.5 * LR_G)
-  assert noisy == 9, 'expected conv1/conv2/conv_sc biases of 3 G blocks: did G change?'
+  assert noisy == 6, 'expected conv1/conv2/conv_sc biases of 2 G blocks: did G change?'
 
 
 def test_ema_generator_agrees(workdirs):
