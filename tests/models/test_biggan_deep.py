@@ -23,16 +23,6 @@ def _key(seed):
   return jax.random.key(seed, impl='rbg')
 
 
-@pytest.fixture
-def quick_compile():
-  """These tests run the models eagerly: hundreds of tiny XLA compiles, about
-  30% cheaper without XLA's optimisation passes (scoped to the test)."""
-  before = jax.config.read('jax_disable_most_optimizations')
-  jax.config.update('jax_disable_most_optimizations', True)
-  yield
-  jax.config.update('jax_disable_most_optimizations', before)
-
-
 def _num_params(module, *args):
   shapes = jax.eval_shape(
       lambda: module.init({'params': jax.random.key(0)}, *args, train=False))
@@ -83,7 +73,7 @@ def _assert_state(before, after, train):
 
 
 @pytest.mark.parametrize('resolution', [32, 64])
-def test_tiny_forward_train_and_eval(resolution, quick_compile):
+def test_tiny_forward_train_and_eval(resolution):
   n, dim_z, num_classes = 3, 8, 5
   g = biggan_deep.Generator(resolution=resolution, ch=8, dim_z=dim_z, shared_dim=8,
                             num_classes=num_classes, depth=2, attn=(16,))
@@ -182,7 +172,7 @@ def _random_stats(stats, key):
 
 # The block tests use the shapes of blocks of the tiny 64x64 model above
 # (G block3_1, D block1_0): the eager ops compiled there are reused.
-def test_gblock_matches_numpy_bottleneck(quick_compile):
+def test_gblock_matches_numpy_bottleneck():
   sn = dict(sn_eps=1e-6)
   block = biggan_deep.GBlock(
       out_ch=16, upsample=True,
@@ -209,7 +199,7 @@ def test_gblock_matches_numpy_bottleneck(quick_compile):
   assert _relative_error(got, want) <= 1e-5
 
 
-def test_dblock_matches_numpy_bottleneck(quick_compile):
+def test_dblock_matches_numpy_bottleneck():
   block = biggan_deep.DBlock(out_ch=32, downsample=True,
                              conv=functools.partial(layers.SNConv, sn_eps=1e-6))
   kx, ki = jax.random.split(_key(2))
