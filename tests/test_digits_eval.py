@@ -50,7 +50,7 @@ def optimised_machine_code():
   """LLVM's optimisation back on (conftest compiles at -O0): the digits model's steps,
   standing statistics, sheets and judged samples run longer at -O0 than they compile
   (106 s against 22 s of CPU besides compiling, measured in the suite)."""
-  before = jax.config.jax_disable_most_optimizations
+  before = jax.config.read('jax_disable_most_optimizations')
   jax.config.update('jax_disable_most_optimizations', False)
   yield
   jax.config.update('jax_disable_most_optimizations', before)
