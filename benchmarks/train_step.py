@@ -34,7 +34,7 @@ from ml_collections import config_flags
 
 from biggan_jax import config as config_lib
 from biggan_jax.data import fake
-from biggan_jax.training import sharded_step, sharding
+from biggan_jax.training import auto_accumulation, sharding
 from biggan_jax.training import state as train_state
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,9 +76,10 @@ def peak_memory_bytes():
 
 
 def build(config):
-  """(jitted step, state, batch) for `config`, laid out on the mesh as training does."""
+  """(jitted step, state, batch) for `config`, laid out on the mesh as training does
+  (num_accumulations=auto resolved as training resolves it)."""
   config_lib.validate(config)
-  train = sharded_step.build(config)
+  config, train, _ = auto_accumulation.build(config)
   state = train.init(jax.random.PRNGKey(config.seed))
   batch = sharding.host_to_global(fake.fake_batch(config, 0, jax.process_index()),
                                   train.mesh, batch_axis=2)

@@ -9,6 +9,8 @@ lr G 5e-5 / D 2e-4, 2 D steps per G step, batch 2048, orthogonal
 regularisation β=1e-4, EMA decay 0.9999, hinge loss.
 """
 
+import copy
+
 import ml_collections
 
 from biggan_jax.models import architectures
@@ -23,6 +25,7 @@ RESIZE_METHODS = ('bilinear', 'bicubic', 'area')  # tf.image.resize, antialias=T
 LOSSES = ('hinge', 'non_saturating', 'wasserstein')  # training/losses.py
 AUGMENTATIONS = ('color', 'translation', 'cutout')  # training/augment.py (DiffAugment)
 GUARD_REMEDIES = ('off', 'warn', 'stop', 'lower_lr', 'raise_r1')  # training/collapse_guard.py
+AUTO = 'auto'  # num_accumulations chosen at start (training/auto_accumulation.py)
 
 
 class ConfigError(ValueError):
@@ -65,7 +68,11 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Optimisation.
   c.batch_size = 2048         # global batch of one update (all devices, all hosts).
-  c.num_accumulations = 1     # micro-batches per update: batch_size/num_accumulations each.
+  # Micro-batches per update (batch_size/num_accumulations each; BatchNorm's batch is the
+  # micro-batch, as in BigGAN-PyTorch's accumulation), or 'auto': the fewest whose step fits
+  # the devices, from the compiler's memory verdict at start (training/auto_accumulation.py).
+  # Either an integer or the word, so its field takes both from the command line.
+  c.num_accumulations = ml_collections.FieldReference(1, field_type=object)
   c.num_d_steps = 2           # D updates per G update.
   c.fsdp = False              # shard G, D, their Adam states and the EMA G over the devices
                               # (ZeRO/FSDP, training/sharding.py); False: replicated.
@@ -285,24 +292,25 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
           f'>= {slots} or model.hierarchical_z=False')
 
   _check_int('batch_size', config.batch_size, 1)
-  _check_int('num_accumulations', config.num_accumulations, 1)
-  if config.batch_size % config.num_accumulations:
-    raise ConfigError(
-        f'batch_size={config.batch_size}: must be divisible by '
-        f'num_accumulations={config.num_accumulations}')
+  k = config.num_accumulations
+  if k != AUTO:
+    _check_int('num_accumulations', k, 1)
+    if config.batch_size % k:
+      raise ConfigError(
+          f'batch_size={config.batch_size}: must be divisible by num_accumulations={k}')
   where = 'the topology'
   if num_devices is None:
     import jax  # Only here: counting devices initialises the backend.
     num_devices = jax.device_count()
     where = f'jax.device_count()={num_devices}'
   devices = num_devices
-  micro_batch = config.batch_size // config.num_accumulations
+  micro_batch = config.batch_size // (1 if k == AUTO else k)
   if micro_batch % devices:
     raise ConfigError(
         f'batch_size={config.batch_size}: each of the num_accumulations='
-        f'{config.num_accumulations} micro-batches holds {micro_batch} examples, which '
+        f'{k} micro-batches holds {micro_batch} examples, which '
         f'does not split over the {devices} devices ({where}); use '
-        f'a batch_size divisible by {config.num_accumulations * devices}')
+        f'a batch_size divisible by {(1 if k == AUTO else k) * devices}')
 
   d = config.dataset
   if not isinstance(d.name, str) or not d.name:
@@ -326,7 +334,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int | None = None) 
   _check_number('ema_decay', config.ema_decay, 'in [0, 1)')
   _check_number('r1_gamma', config.r1_gamma, '>= 0')
   _check_number('mode_seeking', config.mode_seeking, '>= 0')
-  if config.mode_seeking > 0 and (config.batch_size // config.num_accumulations) % 2:
+  if config.mode_seeking > 0 and (config.batch_size // (1 if k == AUTO else k)) % 2:
     raise ConfigError(f'mode_seeking={config.mode_seeking}: pairs the two halves of each '
                       'micro-batch, so batch_size / num_accumulations must be even')
   _check_number('ortho_beta', config.ortho_beta, '>= 0')
@@ -425,6 +433,21 @@ def _check_stylegan2_options(config) -> None:
     raise ConfigError(f'ada_target={config.ada_target!r}: must be a number in (0, 1)')
   _check_number('ada_kimg', config.ada_kimg, '> 0')
   _check_int('ada_interval', config.ada_interval, 1)
+
+
+def accumulation_candidates(config, num_devices: int) -> list[int]:
+  """The num_accumulations `config` may take on `num_devices`, fewest first: each
+  micro-batch splits over the devices (and into halves, with mode seeking)."""
+  even = 2 if config.mode_seeking > 0 else 1
+  return [k for k in range(1, config.batch_size // num_devices + 1)
+          if config.batch_size % (k * num_devices * even) == 0]
+
+
+def with_accumulations(config, k: int) -> ml_collections.ConfigDict:
+  """A copy of `config` with num_accumulations=k (e.g. 'auto' resolved)."""
+  config = copy.deepcopy(config)  # its own field (ConfigDict(config) would share it)
+  config.num_accumulations = k
+  return config
 
 
 def truncation_thresholds(config) -> tuple[float, ...]:

@@ -3,19 +3,19 @@
     python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/imagenet128
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. G 70.4M + D 88.0M parameters (Table 1: 158.3M).
-As shipped (float32, the batch of 2048 in one pass) the step does not fit a
-v4-8. On a v4-8 run it with --config.num_accumulations=2 (or 4, with room to
-spare); in bfloat16 compute (--config.model.dtype=bfloat16
---config.dataset.image_dtype=uint8) one pass fits. The TPU compiler's peak
-memory per device and its roofline estimate of the time and real images/s of
-each (estimates, not measured times) are the imagenet128 rows of
-benchmarks/README.md's table ("The TPU compiler's verdict"); what bfloat16
-does to the FID is not measured. Check a slice before renting it, and the
-num_accumulations or lever it needs, with
+model on 128 to 512 TPUv3 cores. It ships num_accumulations='auto': before the
+first step the run compiles its step for the devices it finds and takes the
+fewest micro-batches that fit (README "num_accumulations=auto"). On a v4-8 in
+float32 the TPU compiler's table (benchmarks/README.md, "The TPU compiler's
+verdict": peak memory per device and the roofline estimate of time and real
+images/s, estimates, not measurements) has 2 as the fewest that fit (4 with room
+to spare); in bfloat16 compute (--config.model.dtype=bfloat16
+--config.dataset.image_dtype=uint8) one pass fits, and what bfloat16 does to the
+FID is not measured. The same search, by the TPU compiler on any host, before
+renting a slice:
 
     python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \\
-      --mode=compile --topology=v4-8 --config.num_accumulations=2
+      --mode=compile --topology=v4-8
 
 Settings (Sec. 3, App. C): ch 96, dim_z 120 in 6 hierarchical chunks, shared
 embedding of 128, self-attention at 64x64 in G and D, batch 2048, 2 D steps
@@ -51,4 +51,5 @@ def get_config():
   m.g_attn = '64'
   m.d_attn = '64'
   config.dataset.name = 'imagenet2012'
+  config.num_accumulations = 'auto'
   return config

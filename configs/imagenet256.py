@@ -3,15 +3,17 @@
     python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/imagenet256
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. On a v4-8, in
-float32 at the batch of 2048, run it with --config.num_accumulations=16 (with 8
-it does not fit); the TPU compiler's peak memory per device and its roofline
-estimate of the time and real images/s (memory-bound; an estimate, not a
-measured time) are its rows in benchmarks/README.md's table ("The TPU
-compiler's verdict"). Check a slice before renting it:
+model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. It ships
+num_accumulations='auto': before the first step the run compiles its step for
+the devices it finds and takes the fewest micro-batches that fit (README
+"num_accumulations=auto"). On a v4-8 in float32 the TPU compiler's table
+(benchmarks/README.md, "The TPU compiler's verdict": peak memory per device and
+the roofline estimate of time and real images/s, estimates, not measurements)
+has 16 as the fewest that fit (8 does not fit). The same search, by the TPU
+compiler on any host, before renting a slice:
 
     python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/check \\
-      --mode=compile --topology=v4-8 --config.num_accumulations=16
+      --mode=compile --topology=v4-8
 
 The paper's 128x128 settings (configs/imagenet128.py) with dim_z 140 (7
 hierarchical chunks of 20), G attention at 128x128 and D attention at 64x64,
@@ -35,4 +37,5 @@ def get_config():
   m.g_attn = '128'
   m.d_attn = '64'
   config.dataset.name = 'imagenet2012'
+  config.num_accumulations = 'auto'
   return config

@@ -3,16 +3,17 @@
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/imagenet512
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no
-512 D to compare D against). On a v4-8, in float32 at the batch of 2048, run it
-with --config.num_accumulations=16 (one pass needs many times the HBM); the TPU
-compiler's peak memory per device and its roofline estimate of the time and
-real images/s (memory-bound; an estimate, not a measured time) are its rows in
-benchmarks/README.md's table ("The TPU compiler's verdict"). Check a slice
-before renting it:
+model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no 512 D
+to compare D against). It ships num_accumulations='auto': before the first step
+the run compiles its step for the devices it finds and takes the fewest micro-
+batches that fit (README "num_accumulations=auto"). On a v4-8 in float32 the TPU
+compiler's table (benchmarks/README.md, "The TPU compiler's verdict": peak
+memory per device and the roofline estimate of time and real images/s,
+estimates, not measurements) has 16 as the fewest that fit. The same search, by
+the TPU compiler on any host, before renting a slice:
 
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
-      --mode=compile --topology=v4-8 --config.num_accumulations=16
+      --mode=compile --topology=v4-8
 
 The paper's 128x128 settings (configs/imagenet128.py) with dim_z 128 (8
 hierarchical chunks of 16) and self-attention at 64x64 in G and D.
@@ -35,4 +36,5 @@ def get_config():
   m.g_attn = '64'
   m.d_attn = '64'
   config.dataset.name = 'imagenet2012'
+  config.num_accumulations = 'auto'
   return config

@@ -3,16 +3,16 @@
     python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/imagenet512_deep
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. On a v4-8, in float32 at the batch of 2048,
-run it with --config.num_accumulations=32 (one pass needs many times the HBM);
-the TPU compiler's peak memory per device and its roofline estimate of the
-time and real images/s (memory-bound; an estimate, not a measured time) are
-its rows in benchmarks/README.md's table ("The TPU compiler's verdict"). The
-check takes a while on a small host and more host memory than a 16 GB machine
-has (benchmarks/README.md gives both); run it before renting a slice:
+model on 128 to 512 TPUv3 cores. It ships num_accumulations='auto': before the
+first step the run compiles its step for the devices it finds and takes the
+fewest micro-batches that fit (README "num_accumulations=auto"). On a v4-8 in
+float32 the TPU compiler's table (benchmarks/README.md, "The TPU compiler's
+verdict": peak memory per device and the roofline estimate of time and real
+images/s, estimates, not measurements) has 32 as the fewest that fit. The same
+search, by the TPU compiler on any host, before renting a slice:
 
     python -m biggan_jax.main --config=configs/imagenet512_deep.py --workdir=runs/check \\
-      --mode=compile --topology=v4-8 --config.num_accumulations=32
+      --mode=compile --topology=v4-8
 
 BigGAN-deep: bottleneck residual blocks, two per resolution (g_depth =
 d_depth = 2), ch 128, dim_z 128, shared embedding of 128, self-attention at
@@ -42,4 +42,5 @@ def get_config():
   m.g_attn = '64'
   m.d_attn = '64'
   config.dataset.name = 'imagenet2012'
+  config.num_accumulations = 'auto'
   return config

@@ -93,6 +93,8 @@ INVALID = {
     'hierarchical_z': (_set('model.dim_z', 3), ['model.dim_z=3', '4 chunks', 'model.dim_z >= 4']),
     'g_depth': (lambda c: (_deep(32)(c), _set('model.g_depth', 0)(c)), ['model.g_depth=0']),
     'accumulations': (_set('num_accumulations', 3), ['batch_size=8', 'num_accumulations=3']),
+    'accumulations_word': (_set('num_accumulations', 'some'), ["num_accumulations='some'",
+                                                               'positive integer']),
     'num_d_steps': (_set('num_d_steps', 0), ['num_d_steps=0']),
     'ema_decay_1': (_set('ema_decay', 1.0), ['ema_decay=1.0', '[0, 1)']),
     'ema_decay_negative': (_set('ema_decay', -0.5), ['ema_decay=-0.5', '[0, 1)']),
@@ -157,6 +159,34 @@ def test_batch_must_split_over_the_devices(monkeypatch):
       'batch_size=8: each of the num_accumulations=2 micro-batches holds 4 examples, which '
       'does not split over the 3 devices (jax.device_count()=3); use a batch_size '
       'divisible by 6')
+
+
+def test_auto_accumulations_need_the_batch_to_split_over_the_devices(monkeypatch):
+  monkeypatch.setattr(jax, 'device_count', lambda: 3)
+  config = tiny_config()
+  config.num_accumulations = 'auto'
+  with pytest.raises(config_lib.ConfigError, match='divisible by 3$'):
+    config_lib.validate(config)
+  config.batch_size = 12
+  config_lib.validate(config)
+  assert config_lib.accumulation_candidates(config, 3) == [1, 2, 4]
+  config.mode_seeking = 1.0  # pairs the halves of each micro-batch
+  assert config_lib.accumulation_candidates(config, 3) == [1, 2]
+
+
+def test_num_accumulations_takes_a_number_or_auto_from_the_command_line(tmp_path, capsys):
+  from biggan_jax import main
+  from cli_checks import run_main
+  for value, parsed in (('auto', 'auto'), ('2', 2)):
+    assert run_main(f'--config={REPO / "configs" / "tiny.py"}', f'--workdir={tmp_path}',
+                    '--config.batch_size=16', f'--config.num_accumulations={value}',
+                    '--dry_run') == 0
+    assert main.FLAGS.config.num_accumulations == parsed
+  out = capsys.readouterr().out
+  assert 'batch: 16 per update num_accumulations=auto: the fewest micro-batches' in out
+  assert 'batch: 16 per update = 2 x 8 (num_accumulations x micro-batch)' in out
+  for path in sorted((REPO / 'configs').glob('imagenet*.py')):
+    assert config_lib.from_file(path).num_accumulations == 'auto', path.name
 
 
 def test_hierarchical_z_is_not_checked_without_it_or_for_deep():

@@ -205,7 +205,7 @@ def analyse(config, s, devices, train, state, batch, *, use_cache: bool = True) 
   return report
 
 
-def suggestions(config, report) -> str:
+def suggestions(config, report, auto_tried: bool = False) -> str:
   """Overrides that should fit, from the bytes the compiler asked for.
 
   Activations scale with the micro-batch and the state does not, so the
@@ -242,6 +242,8 @@ def suggestions(config, report) -> str:
     levers.append('--config.model.remat=nothing_saveable')
   if config.model.dtype != 'bfloat16':
     levers.append('--config.model.dtype=bfloat16')
+  if levers and not auto_tried:
+    levers.append('or --config.num_accumulations=auto (the run compiles to choose)')
   return ', '.join(levers) if levers else 'a larger slice'
 
 
@@ -286,9 +288,14 @@ def table(report) -> str:
 
 
 def not_fitting_message(config, report, written_to: str) -> str:
-  """The one line for a step that does not fit: needed vs available, the levers."""
+  """The one line for a step that does not fit: needed vs available, the levers
+  (`report['auto']`: num_accumulations=auto's search, which chose none)."""
   need = report['bytes_per_device']
   needs = (f"needs {_gib(need)} per device, {_gib(report['hbm_bytes_per_device'])} available"
            if need is not None else report['compiler_message'])
+  if 'auto' in report:
+    tried = ', '.join(str(t['k']) for t in report['auto']['tried'])
+    needs = (f"num_accumulations=auto compiled {tried} and none fits; at "
+             f"{report['num_accumulations']} it {needs}")
   return (f"{report['topology']}: the step does not fit: {needs}; try "
-          f"{suggestions(config, report)} (written to {written_to})")
+          f"{suggestions(config, report, 'auto' in report)} (written to {written_to})")

@@ -151,13 +151,18 @@ def dry_run(config, workdir: str) -> str:
     sources.check(config)
   latest = latest_step(workdir)
   devices = jax.devices()
-  micro = config.batch_size // config.num_accumulations
   total, start = config.total_steps, latest or 0
+  if config.num_accumulations == config_lib.AUTO:
+    split = ('num_accumulations=auto: the fewest micro-batches whose step fits these '
+             "devices, chosen when the run starts from the compiler's verdict")
+  else:
+    micro = config.batch_size // config.num_accumulations
+    split = (f'= {config.num_accumulations} x {micro} (num_accumulations x micro-batch); '
+             f'per device {micro // len(devices)}')
   lines = ['config (as WORKDIR/config.json):', config.to_json_best_effort(indent=2),
            f'devices: {len(devices)} x {devices[0].device_kind} ({devices[0].platform}) '
            f'over {jax.process_count()} process(es)',
-           f'batch: {config.batch_size} per update = {config.num_accumulations} x {micro} '
-           f'(num_accumulations x micro-batch); per device {micro // len(devices)}, per '
+           f'batch: {config.batch_size} per update {split}, per '
            f'host {config.batch_size // jax.process_count()}; {config.num_d_steps} D steps '
            f'per G step, each on a fresh real batch: '
            f'{config.num_d_steps * config.batch_size * total / 1000:,.1f} kimg of real '

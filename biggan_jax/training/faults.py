@@ -153,6 +153,35 @@ def checkpoint_errors(step, mngr):
                     f'({_why(e)}); the checkpoints before it are kept') from None
 
 
+@contextlib.contextmanager
+def out_of_memory(config, mngr=None):
+  """A step that meets the device's memory limit, compiling or running, on any backend
+  -> OutOfMemoryError: one line with the bytes needed and available and the levers.
+  The failing step's state is never saved; a save of an earlier step in flight
+  finishes first, so every checkpoint is kept."""
+  from biggan_jax.aot import topologies
+  from biggan_jax.training import auto_accumulation
+  try:
+    yield
+  except jax.errors.JaxRuntimeError as e:
+    if not auto_accumulation.is_out_of_memory(e):
+      raise
+    if mngr is not None:
+      with contextlib.suppress(Exception):
+        mngr.wait_until_finished()
+    parsed = topologies.parse_oom(str(e))
+    device = jax.devices()[0]
+    limit = parsed[1] if parsed else auto_accumulation.device_limit(device)
+    gib = lambda b: 'n/a' if b is None else f'{b / 2**30:.3g} GiB'
+    needs = (f'needs {gib(parsed[0])} per device, {gib(limit)} available' if parsed else
+             f'{" ".join(str(e).split())[:200]}; {gib(limit)} per device available')
+    raise auto_accumulation.OutOfMemoryError(
+        f'out of memory on {jax.device_count()} x {device.device_kind} with '
+        f'num_accumulations={config.num_accumulations}: the step {needs}; try '
+        f'{auto_accumulation.levers(config, jax.device_count())} (nothing of this step '
+        f'was saved; the checkpoints are kept)') from None
+
+
 def _why(error: BaseException) -> str:
   """TensorStore's status and the OS error at the end of its long message, else one line."""
   text = errors.describe_error(error)

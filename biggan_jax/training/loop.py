@@ -38,7 +38,8 @@ from biggan_jax import errors
 from biggan_jax.checkpoints import best_fid, init_from as init_from_lib, lock, resume
 from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.data import pipeline, sources
-from biggan_jax.training import bookkeeping, collapse_guard, console, ema, faults
+from biggan_jax.training import auto_accumulation, bookkeeping, collapse_guard, console, ema
+from biggan_jax.training import faults
 from biggan_jax.training import metrics_log, periodic_eval, plots, sharded_step, sharding
 from biggan_jax.training import state as train_state
 from biggan_jax.utils import extras, files
@@ -73,10 +74,14 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
 
 def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
   started = time.time()
-  # ------------------------------- mesh, state layout, jitted init and step
-  train = sharded_step.build(config)  # also what --mode=compile compiles
+  # -------------- mesh, state layout, jitted init and step; num_accumulations=auto
+  with faults.out_of_memory(config):  # also what --mode=compile compiles
+    config, train, accumulation = auto_accumulation.build(
+        config, previous=_previous_accumulation(workdir))
   mesh = train.mesh
   print(f'mesh: {jax.device_count()} devices over {jax.process_count()} processes', flush=True)
+  if accumulation:
+    console.say(accumulation['line'])
 
   # ------------------------------------------- evaluation inputs (fail fast)
   evaluator = periodic_eval.PeriodicEval(config, train) if config.eval_every else None
@@ -93,54 +98,55 @@ def _train(config, workdir, init_from, preemption) -> train_state.TrainState:
 
   # -------------- everything jitted that reads the config: step, EMA G, sheet
   programs = Programs.build(config, train)
-  out = _Outputs(config, workdir, mngr, guard, start)
+  out = _Outputs(config, workdir, mngr, guard, start, accumulation)
 
   # ------------------------------------------------------------ train loop
-  batches, next_batch = _batches(config, start, mesh)
-  compile_seconds = console.compile_step(programs.step, state, next_batch)
-  monitor = faults.StepMonitor(mesh)
-  steps = bookkeeping.Steps(start, config.total_steps)
-  chrono = bookkeeping.Chrono(start)
-  for step in steps:
-    batch, next_batch = next_batch, None
-    state, metrics = programs.step(state, batch)
-    finite = metrics.pop('finite')
-    if step < config.total_steps:  # prefetch: transfer the next batch during the step
-      next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
-    bad, preempted = _verdicts(monitor, config, step, finite, preemption.requested)
-    due = bookkeeping.due(config, step, preempted=preempted)
-    if bad is not None:
-      alarm = guard.non_finite(bad, out.best.step)
-      if alarm is None:
-        mngr.wait_until_finished()
-        raise NonFiniteLossError(
-            f'step {bad}: the new state is not finite; stopped without saving it; '
-            f'the newest checkpoint (step {mngr.latest_step()}) and all before it are finite')
-    elif due.log:
-      scalars = _scalars(metrics, jax.device_get(state.sv) if due.track else None,
-                         chrono.seconds_per_step(step), config)
-      out.log(step, scalars)
-      console.progress(step, config.total_steps, scalars)
-      alarm = guard.observe(step, scalars, out.best.step)
-    else:
-      alarm = None
-    if alarm is not None:  # the collapse guard rolls back, with its remedy applied
-      state, config, programs, target = _roll_back(alarm, state, config, mngr, guard, out)
-      monitor.reset()
-      batches, next_batch = _batches(config, target, mesh)
-      steps.rewind(target)
-      chrono.reset(target)
-      continue
-    with chrono.paused():  # what is not training stays out of the logged rate
-      if due.sample:
-        out.sample_sheet(step, programs, state)
-      if due.save:
-        out.save(step, programs, state)
-      if due.evaluate:
-        evaluator.run(step, state, programs.ema_generator(state, step), out)
-    if preempted:
-      logging.warning('preempted: saved a checkpoint at step %d, exiting', step)
-      break
+  with faults.out_of_memory(config, mngr):  # one line, every checkpoint kept
+    batches, next_batch = _batches(config, start, mesh)
+    compile_seconds = console.compile_step(programs.step, state, next_batch)
+    monitor = faults.StepMonitor(mesh)
+    steps = bookkeeping.Steps(start, config.total_steps)
+    chrono = bookkeeping.Chrono(start)
+    for step in steps:
+      batch, next_batch = next_batch, None
+      state, metrics = programs.step(state, batch)
+      finite = metrics.pop('finite')
+      if step < config.total_steps:  # prefetch: transfer the next batch during the step
+        next_batch = sharding.host_to_global(next(batches), mesh, batch_axis=2)
+      bad, preempted = _verdicts(monitor, config, step, finite, preemption.requested)
+      due = bookkeeping.due(config, step, preempted=preempted)
+      if bad is not None:
+        alarm = guard.non_finite(bad, out.best.step)
+        if alarm is None:
+          mngr.wait_until_finished()
+          raise NonFiniteLossError(
+              f'step {bad}: the new state is not finite; stopped without saving it; '
+              f'the newest checkpoint (step {mngr.latest_step()}) and all before it are finite')
+      elif due.log:
+        scalars = _scalars(metrics, jax.device_get(state.sv) if due.track else None,
+                           chrono.seconds_per_step(step), config)
+        out.log(step, scalars)
+        console.progress(step, config.total_steps, scalars)
+        alarm = guard.observe(step, scalars, out.best.step)
+      else:
+        alarm = None
+      if alarm is not None:  # the collapse guard rolls back, with its remedy applied
+        state, config, programs, target = _roll_back(alarm, state, config, mngr, guard, out)
+        monitor.reset()
+        batches, next_batch = _batches(config, target, mesh)
+        steps.rewind(target)
+        chrono.reset(target)
+        continue
+      with chrono.paused():  # what is not training stays out of the logged rate
+        if due.sample:
+          out.sample_sheet(step, programs, state)
+        if due.save:
+          out.save(step, programs, state)
+        if due.evaluate:
+          evaluator.run(step, state, programs.ema_generator(state, step), out)
+      if preempted:
+        logging.warning('preempted: saved a checkpoint at step %d, exiting', step)
+        break
 
   # ------------------------------------------------------------- the end
   if config.truncations and state.step == config.total_steps:
@@ -172,6 +178,13 @@ def _restore_or_init(config, train, mngr, guard, init_from):
   if init_from:
     state = init_from_lib.initialize(state, config, init_from)
   return state, 0, config
+
+
+def _previous_accumulation(workdir) -> dict | None:
+  """The newest checkpoint's record of num_accumulations=auto (None: a new run, or
+  none recorded): a resumed run on the same devices reuses its k."""
+  found = run_checkpoints.newest_meta(workdir / 'checkpoints')
+  return found[1].get('accumulation') if found else None
 
 
 def _batches(config, start: int, mesh):
@@ -291,7 +304,7 @@ class Programs:
 class _Outputs:
   """What the run writes besides its state: metrics, sheets, plots, checkpoint metas."""
 
-  def __init__(self, config, workdir, mngr, guard, start: int):
+  def __init__(self, config, workdir, mngr, guard, start: int, accumulation: dict | None):
     extras.import_tensorflow()  # before clu does, without TF's start-up notes
     from clu import metric_writers
     self.config, self.workdir, self.mngr, self.guard = config, workdir, mngr, guard
@@ -300,6 +313,7 @@ class _Outputs:
     self.jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl', resume_step=start)
     self.best = best_fid.BestFid(workdir / 'best_fid')
     self.sample_inputs = fixed_sample_inputs(config)
+    self.accumulation = accumulation
 
   def log(self, step: int, scalars: dict) -> None:
     self.writer.write_scalars(step, scalars)
@@ -307,7 +321,8 @@ class _Outputs:
 
   def meta(self, step: int) -> dict:
     return {'step': step, 'data_position': step, 'model': self.config.model.to_dict(),
-            'kind': run_checkpoints.TRAIN_KIND, **self.guard.meta()}
+            'kind': run_checkpoints.TRAIN_KIND, **self.guard.meta(),
+            **({'accumulation': self.accumulation} if self.accumulation else {})}
 
   def sample_sheet(self, step: int, programs, state) -> None:
     images = programs.images(state, step, *self.sample_inputs)

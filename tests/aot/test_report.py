@@ -121,8 +121,15 @@ def test_the_compilers_options_key_the_cache(monkeypatch):
   assert aot_report._cache_path('program', s) == default
 
 
-def test_step_that_cannot_fit(tmp_path, monkeypatch, capsys):
-  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(tmp_path / 'cache'))
+@pytest.fixture(scope='module')
+def huge_batch_cache(tmp_path_factory):
+  """One analysis cache for the batch-2^21 tests: auto's first compile is the one-pass
+  step the first test compiled."""
+  return tmp_path_factory.mktemp('huge_batch_cache')
+
+
+def test_step_that_cannot_fit(tmp_path, monkeypatch, capsys, huge_batch_cache):
+  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(huge_batch_cache))
   assert compile_cli(tmp_path, 'v5e-1', '--config.batch_size=2097152') == 2
   line = one_error_line(capsys)
   assert line.startswith('error: v5e-1: the step does not fit: needs ')
@@ -130,6 +137,26 @@ def test_step_that_cannot_fit(tmp_path, monkeypatch, capsys):
   assert '--config.fsdp=True' not in line   # one device: sharding saves nothing
   report = json.loads((tmp_path / 'compile.json').read_text())
   assert report['fits'] is False and report['bytes_per_device'] > report['hbm_bytes_per_device']
+
+
+def test_auto_picks_the_fewest_accumulations_that_fit(tmp_path, monkeypatch, capsys,
+                                                    huge_batch_cache):
+  """The step one pass cannot fit: auto compiles it, jumps to the k its bytes predict and
+  confirms that k with the compiler, within three compiles; compile.json holds k."""
+  monkeypatch.setenv('BIGGAN_JAX_CACHE', str(huge_batch_cache))
+  assert compile_cli(tmp_path, 'v5e-1', '--config.batch_size=2097152',
+                     '--config.num_accumulations=auto') == 0
+  report = json.loads((tmp_path / 'compile.json').read_text())
+  k = report['num_accumulations']
+  assert k >= 2 and report['fits'] is True and report['auto']['num_accumulations'] == k
+  tried = report['auto']['tried']
+  assert 2 <= len(tried) <= 3 and tried[0]['k'] == 1 and not tried[0]['fits']
+  assert all(t['fits'] == (t['k'] >= k) for t in tried)
+  assert report['peak_bytes_per_device'] <= report['hbm_bytes_per_device']
+  line = capsys.readouterr().out.strip().splitlines()[-1]
+  largest_failing = max(t['k'] for t in tried if not t['fits'])
+  assert line.startswith(f'num_accumulations=auto: {k} (peak ')
+  assert f'; {largest_failing} needs ' in line and f'{len(tried)} compiles' in line
 
 
 def test_batch_must_split_over_the_topology(tmp_path, capsys):
@@ -165,7 +192,7 @@ def test_an_accumulation_near_the_limit_is_named_beside_the_safe_one():
   """imagenet128 on v4-8 at batch 2048 needs 54.99 GiB (libtpu's figure); 2 accumulations
   are estimated at 93% of the 30.75 GiB (and fit, compiled: benchmarks/README.md's table), 4
   within the 90% margin."""
-  config = config_lib.from_file(str(REPO / 'configs' / 'imagenet128.py'))
+  config = config_lib.from_file(str(REPO / 'configs' / 'imagenet128.py'), num_accumulations=1)
   state = aot_report.state_bytes(sharded_step.abstract_state(sharded_step.build(config)))
   gib = 2**30
   line = aot_report.suggestions(config, {'bytes_per_device': 54.99 * gib, 'state_bytes': state,

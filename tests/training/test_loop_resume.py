@@ -165,3 +165,41 @@ def test_collapse_guard_rolls_back_a_forced_divergence_and_finishes_finite(tmp_p
   assert rows[-1]['lr_g'] == LR_G / 2
   meta = run_checkpoints.newest_meta(tmp_path / 'checkpoints')[1]
   assert meta['collapse_guard'] == {'overrides': event['overrides'], 'rollbacks': 1}
+
+
+def test_out_of_memory_is_one_line_and_keeps_every_checkpoint(resumed_runs, tmp_path,
+                                                              monkeypatch, capsys):
+  """A RESOURCE_EXHAUSTED from the step (as a GPU raises it at run time) at step 6: one
+  line with the levers, exit 2, step 5's checkpoint finished and step 6 never saved."""
+  import dataclasses
+  import shutil
+  from cli_checks import one_error_line, run_main
+  shutil.copytree(resumed_runs[2], tmp_path / 'w')
+  build = loop.Programs.build.__func__
+  calls = []
+
+  def failing_at_the_second_step(cls, config, train):
+    programs = build(cls, config, train)
+    def step(state, batch):
+      calls.append(1)
+      if len(calls) == 2:
+        raise jax.errors.JaxRuntimeError(
+            'RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1048576 bytes.')
+      return programs.step(state, batch)
+    step.lower = programs.step.lower
+    return dataclasses.replace(programs, step=step)
+
+  monkeypatch.setattr(loop.Programs, 'build', classmethod(failing_at_the_second_step))
+  code = run_main(f'--config={REPO}/configs/tiny.py', f'--workdir={tmp_path / "w"}',
+                  '--config.total_steps=6', '--config.checkpoint_every=1',
+                  '--config.sample_every=0')
+  assert code == 2
+  line = one_error_line(capsys, 'error: out of memory on 8 x cpu with num_accumulations=1: ',
+                        'try --config.num_accumulations=auto (or a larger num_accumulations), '
+                        '--config.fsdp=True, --config.model.remat=nothing_saveable, '
+                        '--config.model.dtype=bfloat16', 'nothing of this step was saved')
+  assert 'Out of memory while trying to allocate 1048576 bytes' in line
+  mngr = run_checkpoints.manager(tmp_path / 'w' / 'checkpoints', read_only=True)
+  assert mngr.all_steps() == [4, 5]  # tiny keeps 2
+  meta, _ = run_checkpoints.restore_ema_generator(str(tmp_path / 'w' / 'checkpoints'))
+  assert meta['step'] == 5
