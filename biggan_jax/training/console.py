@@ -143,6 +143,13 @@ def latest_step(workdir) -> int | None:
   return run_checkpoints.manager(directory, read_only=True).latest_step()
 
 
+def compilation_cache_dir(workdir) -> str:
+  """Where a run keeps JAX's persistent compilation cache: the one the user set
+  (JAX_COMPILATION_CACHE_DIR), else WORKDIR/compilation_cache, so that a restarted
+  or preempted run on the same devices compiles nothing."""
+  return jax.config.jax_compilation_cache_dir or str(epath.Path(workdir) / 'compilation_cache')
+
+
 def dry_run(config, workdir: str) -> str:
   """The resolved config, the devices and batch split, and what the run would
   write in `workdir`, after the checks the run makes first; creates nothing
@@ -190,6 +197,9 @@ def dry_run(config, workdir: str) -> str:
   if config.truncations:
     lines.append('  truncation.png  at the end (τ = '
                  f'{", ".join(map(str, config_lib.truncation_thresholds(config)))})')
+  cache = compilation_cache_dir(workdir)
+  if cache.startswith(str(workdir)):
+    lines.append('  compilation_cache/  the compiled step, so that a restart compiles nothing')
   if config.eval_every:
     lines.append(f'  best_fid/  FID against {config.eval_ref_stats} '
                  f'{_cadence(config.eval_every, total)}, the best EMA G kept')

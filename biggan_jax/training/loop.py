@@ -15,6 +15,8 @@ writes what a run leaves behind in its workdir:
   and, with eval_heldout_split, d_train/d_heldout rows and d_overfit.png
   lock.json while it runs; skipped_checkpoints/ and collapse_guard.jsonl when
   a checkpoint could not be used or the collapse guard acted
+  compilation_cache/ (JAX's persistent cache, unless JAX_COMPILATION_CACHE_DIR
+  is set): a restart on the same devices compiles nothing
 
 What it does about faults (README "Reliability"): training/faults.py checks
 every step's state for finiteness and agrees preemption across hosts,
@@ -64,6 +66,7 @@ def train_and_evaluate(config, workdir: str, init_from: str | None = None
   resume.check(config, workdir)
   with faults.disk_errors(workdir):
     workdir.mkdir(parents=True, exist_ok=True)
+    jax.config.update('jax_compilation_cache_dir', console.compilation_cache_dir(workdir))
     preemption = faults.Preemption()
     try:
       with lock.hold(workdir):

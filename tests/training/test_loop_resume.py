@@ -203,3 +203,26 @@ def test_out_of_memory_is_one_line_and_keeps_every_checkpoint(resumed_runs, tmp_
   assert mngr.all_steps() == [4, 5]  # tiny keeps 2
   meta, _ = run_checkpoints.restore_ema_generator(str(tmp_path / 'w' / 'checkpoints'))
   assert meta['step'] == 5
+
+
+def test_a_restart_compiles_nothing_from_the_workdirs_cache(tmp_path):
+  """With no JAX_COMPILATION_CACHE_DIR, a run keeps JAX's persistent cache in its workdir:
+  the restarted process (a preempted run's next start) loads the step instead of
+  compiling it. One device and a 16x16 model without attention keep the compiles short."""
+  import os
+  import re
+  env = {k: v for k, v in os.environ.items() if k != 'JAX_COMPILATION_CACHE_DIR'}
+  env['XLA_FLAGS'] = '--xla_force_host_platform_device_count=1'
+  env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+  seconds = []
+  for total in (1, 2):
+    out = subprocess.run(
+        [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
+         f'--workdir={tmp_path}', f'--config.total_steps={total}', '--config.sample_every=0',
+         '--config.checkpoint_every=1', '--config.model.resolution=16',
+         '--config.model.g_attn=', '--config.model.d_attn=', '--config.num_d_steps=1'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    seconds.append(float(re.search(r'compiling the train step\.\.\. ([\d.]+)s', out.stdout)[1]))
+  assert any((tmp_path / 'compilation_cache').iterdir())
+  assert seconds[1] < seconds[0] / 3, seconds
