@@ -17,8 +17,7 @@ Parts, each in this one process, on the first device JAX finds:
    same device, one iteration as its train_fns.GAN_training_function runs it
    (num_D_steps D steps with the hinge loss of its losses.py, a G step with the
    orthogonal regulariser's gradient form, Adam, the EMA of G) in float32;
-   the ratio is ours over theirs in images/s. (Its utils.py imports
-   torchvision, so the iteration is written here from its modules;)
+   the ratio is ours over theirs in images/s (benchmarks/biggan_pytorch_iteration.py);
 3. sampling at 128x128 at --sample_batch: biggan_jax's BigGAN-deep 128 G beside
    pytorch-pretrained-BigGAN's (when that package imports; random weights,
    nothing downloaded), as benchmarks/sample.py times them.
@@ -131,65 +130,14 @@ def time_step(args, dtype: str) -> dict:
 def time_biggan_pytorch(args, path: str) -> dict:
   """Part 2: BigGAN-PyTorch's iteration at the float32 step's model and batch."""
   import torch
-  sys.path.insert(0, path)
-  import BigGAN  # noqa: F401  (upstream's module, from PATH)
-  import losses
+  import biggan_pytorch_iteration
   config = step_config(args, 'float32')
-  m = config.model
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-  kwargs = dict(G_ch=m.ch, D_ch=m.ch, dim_z=m.dim_z, shared_dim=m.shared_dim, hier=True,
-                resolution=m.resolution, n_classes=m.num_classes, G_attn=m.g_attn or '0',
-                D_attn=m.d_attn or '0', G_lr=config.lr_g, D_lr=config.lr_d, G_B1=0.0,
-                D_B1=0.0, adam_eps=1e-6, SN_eps=1e-6, BN_eps=1e-5, G_init='ortho',
-                D_init='ortho')
-  torch.manual_seed(0)
-  G = BigGAN.Generator(**kwargs).to(device)
-  D = BigGAN.Discriminator(**kwargs).to(device)
-  ema = BigGAN.Generator(**dict(kwargs, skip_init=True, no_optim=True)).to(device)
-  ema.load_state_dict(G.state_dict())
-  GD = BigGAN.G_D(G, D)
-  micro = config.batch_size // max(1, args.torch_accumulations)
-  x = torch.randn(micro, 3, m.resolution, m.resolution, device=device)
-  y = torch.randint(0, m.num_classes, (micro,), device=device)
-  z = torch.randn(micro, m.dim_z, device=device)
-  sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-
-  def ortho(model, strength):
-    # The regulariser's gradient added to each weight's (BigGAN-PyTorch's form: off-diagonal,
-    # skipping 1-D parameters and the shared embedding).
-    with torch.no_grad():
-      for name, param in model.named_parameters():
-        if len(param.shape) < 2 or 'shared' in name or param.grad is None:
-          continue
-        w = param.view(param.shape[0], -1)
-        grad = 2 * torch.mm(torch.mm(w, w.t()) * (1. - torch.eye(w.shape[0], device=w.device)), w)
-        param.grad.data += strength * grad.view(param.shape)
-
-  def iteration():
-    G.train(), D.train()
-    for _ in range(config.num_d_steps):
-      D.optim.zero_grad()
-      for _ in range(max(1, args.torch_accumulations)):
-        z.normal_()
-        fake_out, real_out = GD(z, y, x, y, train_G=False)
-        d_real, d_fake = losses.loss_hinge_dis(fake_out, real_out)
-        ((d_real + d_fake) / max(1, args.torch_accumulations)).backward()
-      D.optim.step()
-    G.optim.zero_grad()
-    for _ in range(max(1, args.torch_accumulations)):
-      z.normal_()
-      g_loss = losses.loss_hinge_gen(GD(z, y, train_G=True)) / max(1, args.torch_accumulations)
-      g_loss.backward()
-    ortho(G, config.ortho_beta)
-    G.optim.step()
-    with torch.no_grad():
-      for (_, e), (_, p) in zip(ema.state_dict().items(), G.state_dict().items()):
-        e.copy_(e * config.ema_decay + p * (1 - config.ema_decay))
-    sync()
-
+  k = max(1, args.torch_accumulations)
+  iteration = biggan_pytorch_iteration.build(path, config, device, k)
   seconds = median_seconds(iteration, args.iters, args.warmup)
   return dict(part='BigGAN-PyTorch iteration', dtype='float32', batch_size=config.batch_size,
-              num_accumulations=max(1, args.torch_accumulations), ms_per_step=1000 * seconds,
+              num_accumulations=k, ms_per_step=1000 * seconds,
               images_per_s=config.batch_size * config.num_d_steps / seconds,
               torch=torch.__version__, device=str(device))
 

@@ -103,7 +103,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.ortho_beta_d = 0.0        # the same on D; 0 = off.
   c.ortho_reference_grad = False  # True: BigGAN-PyTorch's gradient (half the paper's).
   c.ema_decay = 0.9999
-  c.ema_start = 20_000        # EMA decay is 0 before this step (G_ema = G).
+  c.ema_start = 20_000        # the EMA copies G (decay 0) in iterations 1..ema_start-1 and
+                              # decays from iteration ema_start on, iterations counted from
+                              # 1 as BigGAN-PyTorch's itr (its --ema_start means the same).
   c.ema_kimg = 0.0            # StyleGAN2-ADA's EMA half-life in thousands of G's images;
                               # 0 = the half-life of ema_decay at batch_size.
   c.ema_rampup = 0.0          # StyleGAN2-ADA's ramp-up (it uses 0.05): the half-life is at

@@ -43,9 +43,11 @@ def decay(config, step):
   return 0.5 ** (config.batch_size / jnp.maximum(ema_nimg, 1e-8))
 
 
-def update(ema_tree, tree, step, decay: float, start: int):
-  """EMA step; decay is 0 before `start`, so the EMA copies G until then."""
-  d = jnp.where(step >= start, decay, 0.0)
+def update(ema_tree, tree, iteration, decay: float, start: int):
+  """EMA step after G update `iteration`, counted from 1 as BigGAN-PyTorch's train.py
+  counts `itr` (incremented before each iteration; utils.ema.update(itr)): decay 0,
+  a copy of G, while iteration < `start`, then `decay`."""
+  d = jnp.where(iteration >= start, decay, 0.0)
   return jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype),
                       ema_tree, tree)
 

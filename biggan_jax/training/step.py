@@ -219,10 +219,11 @@ def make_train_step(config, generator, discriminator, latent_sharding, param_lay
       metrics.append(d_metrics)
     state, g_metrics = g_update(state, batch['label'].shape[1:], d_keys[-1])
     ema_decay = ema.decay(config, state.step)
+    iteration = state.step + 1  # upstream's itr: this is the first iteration at step 0
     state = state.replace(
-        ema_params=ema.update(state.ema_params, state.g_params, state.step,
+        ema_params=ema.update(state.ema_params, state.g_params, iteration,
                               ema_decay, config.ema_start),
-        ema_state=ema.update(state.ema_state, state.g_state, state.step,
+        ema_state=ema.update(state.ema_state, state.g_state, iteration,
                              ema_decay, config.ema_start))
     p = augment_p(state)
     state = state.replace(step=state.step + 1)

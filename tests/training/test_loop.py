@@ -150,9 +150,31 @@ def test_accumulate_averages_micro_batch_gradients():
 
 
 def test_ema_decay_zero_before_start():
+  """Iterations counted from 1, as upstream's itr: iteration 4 of ema_start 5 copies G,
+  iteration 5 decays."""
   e, p = {'w': jnp.zeros(3)}, {'w': jnp.ones(3)}
   np.testing.assert_array_equal(ema.update(e, p, 4, 0.9, start=5)['w'], 1.0)
   np.testing.assert_allclose(ema.update(e, p, 5, 0.9, start=5)['w'], 0.1, rtol=1e-6)
+
+
+def test_the_step_counts_ema_start_as_upstream():
+  """ema_start=2 in BigGAN-PyTorch: its first iteration (itr 1) copies G into the EMA, the
+  second (itr 2) already decays. The step's state.step is 0-based: the first step is
+  iteration 1."""
+  config = tiny_config(ema_start=2, ema_decay=0.5, num_d_steps=1)
+  config.model.update(resolution=16, g_attn='', d_attn='')
+  states = []
+  run_steps(config, sharding.make_mesh(), 2, states)
+  first, second = states
+  for e, g in zip(jax.tree.leaves(first.ema_params), jax.tree.leaves(first.g_params)):
+    np.testing.assert_array_equal(e, g)
+  moved = [(e, g, e0) for e, g, e0 in zip(jax.tree.leaves(second.ema_params),
+                                          jax.tree.leaves(second.g_params),
+                                          jax.tree.leaves(first.ema_params))
+           if not np.array_equal(g, e0)]
+  assert len(moved) > 10
+  for e, g, e0 in moved:
+    np.testing.assert_allclose(e, 0.5 * e0 + 0.5 * g, rtol=1e-5, atol=1e-7)
 
 
 def test_standing_stats_average_batch_statistics():
