@@ -29,7 +29,6 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -39,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sample as sample_bench  # noqa: E402  (benchmarks/sample.py)
+import timing  # noqa: E402
 
 from biggan_jax import config as config_lib  # noqa: E402
 from biggan_jax.aot import flops as flops_lib  # noqa: E402
@@ -73,15 +73,6 @@ def peak_flops(dtype: str) -> float | None:
   return None if peaks is None else peaks[0 if dtype == 'bfloat16' else 1]
 
 
-def median_seconds(call, iters: int, warmup: int) -> float:
-  for _ in range(warmup):
-    call()
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def step_config(args, dtype: str):
@@ -114,7 +105,7 @@ def time_step(args, dtype: str) -> dict:
     holder['state'], metrics = compiled(holder['state'], batch)
     jax.block_until_ready(metrics)
 
-  seconds = median_seconds(call, args.iters, args.warmup)
+  seconds = timing.median_seconds(call, args.iters, args.warmup)
   peak = peak_flops(dtype)
   n = jax.local_device_count()
   return dict(part='train step', model='imagenet128' + (' (smoke)' if args.smoke else ''),
@@ -135,7 +126,7 @@ def time_biggan_pytorch(args, path: str) -> dict:
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
   k = max(1, args.torch_accumulations)
   iteration = biggan_pytorch_iteration.build(path, config, device, k)
-  seconds = median_seconds(iteration, args.iters, args.warmup)
+  seconds = timing.median_seconds(iteration, args.iters, args.warmup)
   return dict(part='BigGAN-PyTorch iteration', dtype='float32', batch_size=config.batch_size,
               num_accumulations=k, ms_per_step=1000 * seconds,
               images_per_s=config.batch_size * config.num_d_steps / seconds,

@@ -20,12 +20,12 @@ It prints one row of the table in benchmarks/README.md.
 import argparse
 import shutil
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import timing  # benchmarks/timing.py, beside this file
 from biggan_jax import config as config_lib
 from biggan_jax import models
 from biggan_jax.checkpoints import integrity
@@ -46,16 +46,6 @@ def random_state(config):
   return jax.tree.map(fill, shapes)
 
 
-def timed(fn, repeats):
-  fn()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - t0)
-  return float(np.median(times))
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='configs/imagenet128.py')
@@ -70,9 +60,10 @@ def main():
   print(f'{device}: {args.config}, {n_params / 1e6:.1f}M parameters, {n / 1e6:.0f}M values '
         f'in the state ({4 * n / 2**30:.2f} GiB)', flush=True)
   finite = jax.jit(faults.all_finite)
-  t_sums = timed(lambda: (integrity.checksums(state), integrity.checksums(ema)), args.repeats)
+  t_sums = timing.median_seconds(
+      lambda: (integrity.checksums(state), integrity.checksums(ema)), args.repeats, 1)
   print(f'checksums {t_sums:.2f} s', flush=True)  # each as it comes: a later step may run out of memory
-  t_finite = timed(lambda: jax.block_until_ready(finite(state)), args.repeats)
+  t_finite = timing.median_seconds(lambda: jax.block_until_ready(finite(state)), args.repeats, 1)
   print(f'all_finite {t_finite * 1e3:.0f} ms', flush=True)
   folder = tempfile.mkdtemp()
   try:
@@ -84,11 +75,11 @@ def main():
       run_checkpoints.save(mngr, 1, state, ema, {'step': 1})
       mngr.wait_until_finished()
       return mngr
-    t_save = timed(save, args.repeats)
+    t_save = timing.median_seconds(save, args.repeats, 1)
     print(f'save {t_save:.1f} s', flush=True)
     mngr = run_checkpoints.manager(f'{folder}/c{step[0]}', read_only=True)
-    t_restore = timed(lambda: jax.block_until_ready(run_checkpoints.restore_state(mngr, 1, state)),
-                      args.repeats)
+    t_restore = timing.median_seconds(lambda: jax.block_until_ready(run_checkpoints.restore_state(mngr, 1, state)),
+                      args.repeats, 1)
   finally:
     shutil.rmtree(folder)
   print(f'| {device} | {t_sums:.2f} | {100 * t_sums / t_save:.1f} | {t_finite * 1e3:.0f} | '

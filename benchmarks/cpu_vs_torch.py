@@ -26,7 +26,6 @@ import gzip
 import json
 import os
 import re
-import statistics
 import tempfile
 import sys
 import time
@@ -35,6 +34,7 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import biggan_pytorch_iteration  # noqa: E402
+import timing  # noqa: E402
 import train_step  # noqa: E402
 
 from biggan_jax import config as config_lib  # noqa: E402
@@ -50,15 +50,6 @@ def the_config(resolution: int):
   return config
 
 
-def median(call, iters: int, warmup: int) -> float:
-  for _ in range(warmup):
-    call()
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def profile(compiled, holder, steps: int = 5) -> list[tuple[str, float]]:
@@ -96,7 +87,7 @@ def one_convolution(iters: int = 20) -> dict:
   wall = time.perf_counter() - wall0
   busy = (cpu() - cpu0) / wall
   xt, wt = torch.ones(64, 64, 32, 32), torch.ones(64, 64, 3, 3)
-  torch_s = median(lambda: torch.nn.functional.conv2d(xt, wt, padding=1), iters, 2)
+  torch_s = timing.median_seconds(lambda: torch.nn.functional.conv2d(xt, wt, padding=1), iters, 2)
   return dict(xla_ms=1000 * wall / iters, torch_ms=1000 * torch_s, xla_cores_busy=busy)
 
 
@@ -128,8 +119,8 @@ def main(argv=None):
     holder['state'], metrics = compiled(holder['state'], batch)
     jax.block_until_ready(metrics)
 
-  ours_s = median(ours, args.iters, args.warmup)
-  theirs_s = median(biggan_pytorch_iteration.build(args.biggan_pytorch, config,
+  ours_s = timing.median_seconds(ours, args.iters, args.warmup)
+  theirs_s = timing.median_seconds(biggan_pytorch_iteration.build(args.biggan_pytorch, config,
                                                     torch.device('cpu')),
                     args.iters, args.warmup)
   print(f'device: {train_step.device_name()}; jax {jax.__version__}, torch '

@@ -30,7 +30,6 @@ Prints the devices, the models' parameter counts and a markdown table
 
 import logging
 import os
-import statistics
 import sys
 import time
 
@@ -40,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import timing  # benchmarks/timing.py, beside this file
 from biggan_jax import config as config_lib
 from biggan_jax import models
 
@@ -63,15 +63,6 @@ _TORCH = flags.DEFINE_enum('torch', 'auto', ['auto', 'off'],
                            'auto: also time pytorch-pretrained-BigGAN when it imports.')
 
 
-def _median_seconds(call, iters: int, warmup: int) -> float:
-  for _ in range(warmup):
-    call()
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def jax_device() -> str:
@@ -103,7 +94,7 @@ def time_jax(module, variables, m, batch: int, iters: int, warmup: int) -> dict:
   compile_s = time.perf_counter() - start
   images = compiled(variables, z, y)
   assert images.shape == (batch, m.resolution, m.resolution, 3), images.shape
-  seconds = _median_seconds(lambda: compiled(variables, z, y).block_until_ready(), iters, warmup)
+  seconds = timing.median_seconds(lambda: compiled(variables, z, y).block_until_ready(), iters, warmup)
   return {'images_per_s': batch / seconds, 'ms': 1000 * seconds, 'compile_s': compile_s}
 
 
@@ -138,7 +129,7 @@ def time_torch(model, device, batch: int, iters: int, warmup: int) -> dict:
     return images
 
   assert tuple(call().shape) == (batch, 3, config.output_dim, config.output_dim)
-  seconds = _median_seconds(call, iters, warmup)
+  seconds = timing.median_seconds(call, iters, warmup)
   return {'images_per_s': batch / seconds, 'ms': 1000 * seconds}
 
 

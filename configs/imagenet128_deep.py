@@ -3,13 +3,10 @@
     python -m biggan_jax.main --config=configs/imagenet128_deep.py --workdir=runs/imagenet128_deep
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. It ships num_accumulations='auto': before the
-first step the run compiles its step for the devices it finds and takes the
-fewest micro-batches that fit (README "num_accumulations=auto"). On a v4-8 in
-float32 the TPU compiler's table (benchmarks/README.md, "The TPU compiler's
-verdict": peak memory per device and the roofline estimate of time and real
-images/s, estimates, not measurements) has 4 as the fewest that fit. The same
-search, by the TPU compiler on any host, before renting a slice:
+model on 128 to 512 TPUv3 cores. With num_accumulations='auto' (as shipped;
+README, "num_accumulations=auto") a run takes the fewest micro-batches that fit
+its devices: 4 on a v4-8 in float32 by the TPU compiler's table in
+benchmarks/README.md. Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet128_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8

@@ -3,14 +3,11 @@
     python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/imagenet256
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
-model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. It ships
-num_accumulations='auto': before the first step the run compiles its step for
-the devices it finds and takes the fewest micro-batches that fit (README
-"num_accumulations=auto"). On a v4-8 in float32 the TPU compiler's table
-(benchmarks/README.md, "The TPU compiler's verdict": peak memory per device and
-the roofline estimate of time and real images/s, estimates, not measurements)
-has 16 as the fewest that fit (8 does not fit). The same search, by the TPU
-compiler on any host, before renting a slice:
+model on 128 to 512 TPUv3 cores. G 82.1M + D 99.2M parameters. With
+num_accumulations='auto' (as shipped; README, "num_accumulations=auto") a run
+takes the fewest micro-batches that fit its devices: 16 on a v4-8 in float32 by
+the TPU compiler's table in benchmarks/README.md (8 does not fit). Check a slice
+before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet256.py --workdir=runs/check \\
       --mode=compile --topology=v4-8

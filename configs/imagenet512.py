@@ -4,13 +4,10 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no 512 D
-to compare D against). It ships num_accumulations='auto': before the first step
-the run compiles its step for the devices it finds and takes the fewest micro-
-batches that fit (README "num_accumulations=auto"). On a v4-8 in float32 the TPU
-compiler's table (benchmarks/README.md, "The TPU compiler's verdict": peak
-memory per device and the roofline estimate of time and real images/s,
-estimates, not measurements) has 16 as the fewest that fit. The same search, by
-the TPU compiler on any host, before renting a slice:
+to compare D against). With num_accumulations='auto' (as shipped; README,
+"num_accumulations=auto") a run takes the fewest micro-batches that fit its
+devices: 16 on a v4-8 in float32 by the TPU compiler's table in
+benchmarks/README.md. Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
       --mode=compile --topology=v4-8

@@ -236,15 +236,22 @@ def suggestions(config, report, auto_tried: bool = False) -> str:
       if tight:
         levers.append(f'--config.num_accumulations={tight[0]} (estimated at {tight[1]:.0%} '
                       'of the HBM, check it)')
-  if not config.fsdp and n > 1:
+  levers += memory_levers(config, n)
+  if levers and not auto_tried:
+    levers.append('or --config.num_accumulations=auto (the run compiles to choose)')
+  return ', '.join(levers) if levers else 'a larger slice'
+
+
+def memory_levers(config, num_devices: int) -> list[str]:
+  """The overrides besides num_accumulations that make a step smaller, as flags."""
+  levers = []
+  if not config.fsdp and num_devices > 1:
     levers.append('--config.fsdp=True')
   if config.model.remat == 'none':
     levers.append('--config.model.remat=nothing_saveable')
   if config.model.dtype != 'bfloat16':
     levers.append('--config.model.dtype=bfloat16')
-  if levers and not auto_tried:
-    levers.append('or --config.num_accumulations=auto (the run compiles to choose)')
-  return ', '.join(levers) if levers else 'a larger slice'
+  return levers
 
 
 def state_bytes(state) -> float:

@@ -238,12 +238,8 @@ def not_fitting(config, choice: Choice, devices) -> str:
 
 
 def levers(config, num_devices: int, *, with_auto: bool = True) -> str:
-  """What else makes a step smaller, as flags."""
+  """What makes a step smaller, as flags (aot/report.py's memory_levers, after auto)."""
+  from biggan_jax.aot import report as report_lib
   out = ['--config.num_accumulations=auto (or a larger num_accumulations)'] if with_auto else []
-  if not config.fsdp and num_devices > 1:
-    out.append('--config.fsdp=True')
-  if config.model.remat == 'none':
-    out.append('--config.model.remat=nothing_saveable')
-  if config.model.dtype != 'bfloat16':
-    out.append('--config.model.dtype=bfloat16')
+  out += report_lib.memory_levers(config, num_devices)
   return ', '.join(out) if out else 'more devices'
