@@ -17,6 +17,8 @@ fewest that should fit; at most MAX_COMPILES compiles in all. jax keeps the
 executables (in memory and in the persistent compilation cache), so the loop
 runs the confirmed step without compiling it again. A resumed run on the same
 devices starts from the k its checkpoint records, which one compile confirms.
+On a pod every host searches and then takes process 0's k, so that all run
+one program.
 """
 
 import dataclasses
@@ -185,7 +187,8 @@ def build(config, devices=None, previous: dict | None = None):
     return config, sharded_step.build(config, devices), None
   devices = list(devices if devices is not None else jax.devices())
   candidates = config_lib.accumulation_candidates(config, len(devices))
-  limit = device_limit(devices[0])
+  local = next(d for d in devices if d.process_index == jax.process_index())
+  limit = device_limit(local)  # another host's device reports no memory here
   signature = memory_signature(config, devices)
   steps = {}
 
@@ -202,21 +205,25 @@ def build(config, devices=None, previous: dict | None = None):
       parsed = topologies.parse_oom(str(e))
       return Verdict(k, False, parsed[0] if parsed else None, time.perf_counter() - start)
     used = used_bytes(compiled)
-    return Verdict(k, used <= limit * margin(devices[0]), used, time.perf_counter() - start)
+    return Verdict(k, used <= limit * margin(local), used, time.perf_counter() - start)
 
   if limit is None:
-    choice = Choice(candidates[0], (), None,
-                    f'{devices[0].platform} reports no device memory limit')
+    choice = Choice(candidates[0], (), None, f'{local.platform} reports no device memory limit')
   else:
     reuse = (previous or {}).get('num_accumulations')
     if previous and previous.get('signature') != signature:
       reuse = None  # other devices or another program: choose again
-    choice = search(candidates, verdict, limit=limit * margin(devices[0]),
+    choice = search(candidates, verdict, limit=limit * margin(local),
                     fixed_bytes=argument_bytes(config, devices), start=reuse)
     if reuse is not None and choice.k == reuse:
       choice = dataclasses.replace(choice, reason=(
           f'as the checkpoint records for these devices; '
           f'{_gib_of(choice.verdicts[0].bytes, choice.limit)}'))
+  if jax.process_count() > 1:  # one program over the pod: every host takes process 0's k
+    from jax.experimental import multihost_utils
+    import numpy as np
+    k0 = int(multihost_utils.broadcast_one_to_all(np.int32(choice.k or 0)))
+    choice = dataclasses.replace(choice, k=k0 or None)
   if choice.k is None:
     raise OutOfMemoryError(not_fitting(config, choice, devices))
   kc = config_lib.with_accumulations(config, choice.k)

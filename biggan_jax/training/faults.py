@@ -170,7 +170,7 @@ def out_of_memory(config, mngr=None):
       with contextlib.suppress(Exception):
         mngr.wait_until_finished()
     parsed = topologies.parse_oom(str(e))
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]  # another host's device reports no memory here
     limit = parsed[1] if parsed else auto_accumulation.device_limit(device)
     gib = lambda b: 'n/a' if b is None else f'{b / 2**30:.3g} GiB'
     needs = (f'needs {gib(parsed[0])} per device, {gib(limit)} available' if parsed else

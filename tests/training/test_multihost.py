@@ -116,8 +116,10 @@ def workdirs(tmp_path_factory):
   # saves without the signal, so the flag is read one step late, at step 2.
   preempted = [flag.replace(f'total_steps={TOTAL_STEPS}', 'total_steps=1000').replace(
       'log_every=1', 'log_every=2') for flag in main]
+  # num_accumulations=auto: each host's choice (1: CPU reports no limit) is process 0's.
   jobs = [([*preempted, f'--workdir={multi}', f'--coordinator_address={address}',
-            '--num_processes=2', f'--process_id={i}'], _env(2), root / f'host{i}.log')
+            '--num_processes=2', f'--process_id={i}', '--config.num_accumulations=auto'],
+           _env(2), root / f'host{i}.log')
           for i in range(2)]
   jobs.append(([*main, f'--workdir={single}'], _env(4), root / 'single.log'))
   _run_all(jobs, signal_when=(1, 'mesh: 4 devices over 2 processes'))
@@ -126,6 +128,8 @@ def workdirs(tmp_path_factory):
     assert 'mesh: 4 devices over 2 processes' in log
     assert f'preempted: saved a checkpoint at step {TOTAL_STEPS}, exiting' in log, _tail(
         root / f'host{i}.log')
+  assert ('num_accumulations=auto: 1 (cpu reports no device memory limit)'
+          in (root / 'host0.log').read_text())
   assert ('SIGTERM: saving a checkpoint' in (root / 'host1.log').read_text()
           and 'SIGTERM' not in (root / 'host0.log').read_text())
   return multi, single
