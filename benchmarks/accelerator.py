@@ -56,9 +56,9 @@ PEAKS = {
 }
 
 
-def device_name() -> str:
+def device_name(count: int) -> str:
   d = jax.devices()[0]
-  return f'{jax.local_device_count()} x {d.device_kind} ({d.platform})'
+  return f'{count} x {d.device_kind} ({d.platform})'
 
 
 def peak_flops(dtype: str) -> float | None:
@@ -77,7 +77,7 @@ def peak_flops(dtype: str) -> float | None:
 
 def step_config(args, dtype: str):
   config = config_lib.from_file(os.path.join(REPO, 'configs', 'imagenet128.py'))
-  config.batch_size = args.batch_per_device * jax.local_device_count()
+  config.batch_size = args.batch_per_device * (1 if args.smoke else jax.local_device_count())
   config.model.dtype = dtype
   config.dataset.image_dtype = 'uint8' if dtype == 'bfloat16' else 'float32'
   if args.smoke:
@@ -89,7 +89,8 @@ def step_config(args, dtype: str):
 def time_step(args, dtype: str) -> dict:
   """Part 1: the train step as a run builds it, timed after it compiled."""
   config = step_config(args, dtype)
-  config, train, record = auto_accumulation.build(config)
+  devices = jax.local_devices()[:1] if args.smoke else None  # smoke: one device compiles faster
+  config, train, record = auto_accumulation.build(config, devices)
   state = train.init(jax.random.PRNGKey(0))
   batch = sharding.host_to_global(fake.fake_batch(config, 0, jax.process_index()),
                                   train.mesh, batch_axis=2)
@@ -107,7 +108,7 @@ def time_step(args, dtype: str) -> dict:
 
   seconds = timing.median_seconds(call, args.iters, args.warmup)
   peak = peak_flops(dtype)
-  n = jax.local_device_count()
+  n = train.mesh.devices.size
   return dict(part='train step', model='imagenet128' + (' (smoke)' if args.smoke else ''),
               dtype=dtype, batch_size=config.batch_size,
               num_accumulations=config.num_accumulations,
@@ -149,18 +150,22 @@ def time_sampling(args) -> list[dict]:
   ours = sample_bench.time_jax(module, variables, m, args.sample_batch, args.iters, args.warmup)
   rows.append(dict(part='sampling', model=f'{family} 128' if not args.smoke else 'tiny',
                    batch_size=args.sample_batch, **ours))
-  theirs = sample_bench.torch_generator()
-  if theirs is not None and not args.smoke:
+  if not args.smoke:
+    theirs = sample_bench.torch_generator()  # None without torch or the package
+    batch, model_name = args.sample_batch, 'biggan-deep-128'
+  else:  # the package's 128x128 architecture at channel width 8, batch 1
+    try:
+      import torch
+      from pytorch_pretrained_biggan import BigGAN, BigGANConfig
+      theirs = (BigGAN(BigGANConfig(channel_width=8)).eval(), torch.device('cpu'), 'cpu')
+    except ImportError:
+      theirs = None
+    batch, model_name = 1, 'biggan-deep-128 at width 8'
+  if theirs is not None:
     model, device, name = theirs
-    rows.append(dict(part='sampling (pytorch-pretrained-BigGAN)', model='biggan-deep-128',
-                     batch_size=args.sample_batch, device=name,
-                     **sample_bench.time_torch(model, device, args.sample_batch, args.iters,
-                                               args.warmup)))
-  elif theirs is not None:  # smoke: the package's model is 128x128 however small the run
-    model, device, name = theirs
-    rows.append(dict(part='sampling (pytorch-pretrained-BigGAN)', model='biggan-deep-128',
-                     batch_size=1, device=name,
-                     **sample_bench.time_torch(model, device, 1, 1, 0)))
+    rows.append(dict(part='sampling (pytorch-pretrained-BigGAN)', model=model_name,
+                     batch_size=batch, device=name,
+                     **sample_bench.time_torch(model, device, batch, args.iters, args.warmup)))
   return rows
 
 
@@ -200,7 +205,7 @@ def main(argv=None):
     print(f'error: --biggan_pytorch={args.biggan_pytorch}: no BigGAN.py there; give a '
           'checkout of https://github.com/ajbrock/BigGAN-PyTorch', file=sys.stderr)
     return 2
-  device = device_name()
+  device = device_name(1 if args.smoke else jax.local_device_count())
   print(f'device: {device}; jax {jax.__version__}', flush=True)
   rows = []
   for dtype in ('float32', 'bfloat16'):
