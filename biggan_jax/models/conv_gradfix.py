@@ -1,12 +1,17 @@
-"""A workaround for XLA:CPU's convolution kernel gradient, kept apart behind one switch.
+"""A workaround for XLA:CPU's convolution gradients, kept apart behind one switch.
 
-Inside the train step XLA:CPU lowers the kernel gradient of a stride-1 'SAME'
-convolution as a convolution with an HxW window over a batch-minor layout,
-several times slower than it needs to be on a CPU (benchmarks/README.md has
-the measurement). `conv_same` computes the same values and gradients as
-lax.conv_general_dilated, the kernel gradient as one matmul per kernel tap.
-It is on for the CPU backend only: GPUs and TPUs have fast native convolution
-gradients (cuDNN, the MXU). As stylegan2-ada-pytorch keeps its conv2d_gradfix.
+Inside the train step XLA:CPU lowers the gradients of a stride-1 'SAME'
+convolution to convolutions its fast path (YNNPACK) does not take: the kernel
+gradient as an HxW-window convolution over a batch-minor layout (28.7 s per
+iteration of the 32x32 benchmark model), the input gradient with the kernel's
+transpose folded into the dimension numbers (~6 GFLOP/s against ~100 for the
+forward). `conv_same` computes the same values and gradients as
+lax.conv_general_dilated, the input gradient as a forward convolution with the
+flipped kernel written out, the kernel gradient as one matmul per kernel tap over
+cache-sized batch chunks (benchmarks/README.md has the measurements). It is on
+for the CPU backend only: GPUs and TPUs have fast native convolution gradients
+(cuDNN, the MXU), and aot/report.py traces TPU programs with it off. As
+stylegan2-ada-pytorch keeps its conv2d_gradfix.
 """
 
 import os
@@ -47,15 +52,47 @@ def _conv_same_fwd(x, kernel):
 
 def _conv_same_bwd(residuals, g):
   x, kernel = residuals
-  k = kernel.shape[0]
-  _, vjp_x = jax.vjp(lambda x_: _conv_same(x_, kernel), x)
+  return input_gradient(g, kernel), kernel_gradient(x, g, kernel.shape[0]).astype(kernel.dtype)
+
+
+def input_gradient(g: Array, kernel: Array) -> Array:
+  """d(sum(conv_same(x, w) * g)) / dx: the 'SAME' convolution of g with w flipped, in and
+  out swapped, that kernel written out in HWIO (the barrier keeps XLA from folding the
+  transpose into the convolution's dimension numbers, which XLA:CPU's fast convolution
+  path does not take: 6 against ~100 GFLOP/s)."""
+  if kernel.shape[0] % 2 == 0:  # 'SAME' pads asymmetrically: XLA's own transpose rule.
+    x = jnp.zeros(g.shape[:-1] + kernel.shape[2:3], g.dtype)
+    return jax.vjp(lambda x_: _conv_same(x_, kernel), x)[1](g)[0]
+  flipped = jax.lax.optimization_barrier(jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2))
+  return _conv_same(g, flipped)
+
+
+# Bytes of padded input one chunk of the kernel gradient's loop reads: the taps of
+# a chunk then stay in cache (2.0x faster at 64x16x16x64, 2.4x at 64x32x32x64 on a
+# 2-core EPYC than the whole batch at once; benchmarks/README.md).
+CHUNK_BYTES = 1 << 20
+
+
+def kernel_gradient(x: Array, g: Array, k: int) -> Array:
+  """d(sum(conv_same(x, w) * g)) / dw, (k, k, I, O): one matmul per tap, over batch chunks."""
+  n, h, w, c = x.shape
   lo = (k - 1) // 2  # 'SAME' pads (k-1)//2 before, the rest after.
-  xp = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
-  h, w = x.shape[1:3]
-  d_kernel = jnp.stack([
-      jnp.stack([jnp.einsum('nhwi,nhwo->io', xp[:, a:a + h, b:b + w], g)
-                 for b in range(k)]) for a in range(k)])
-  return vjp_x(g)[0], d_kernel.astype(kernel.dtype)
+  per_image = (h + k - 1) * (w + k - 1) * c * x.dtype.itemsize
+
+  def taps(x_, g_):
+    xp = jnp.pad(x_, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+    return jnp.stack([
+        jnp.stack([jnp.einsum('nhwi,nhwo->io', xp[:, a:a + h, b:b + w], g_) for b in range(k)])
+        for a in range(k)])
+
+  chunk = max([d for d in range(1, n + 1) if n % d == 0 and d * per_image <= CHUNK_BYTES],
+              default=1)
+  if chunk == n or n * per_image <= 2 * CHUNK_BYTES:
+    return taps(x, g)
+  xs = x.reshape(n // chunk, chunk, h, w, c)
+  gs = g.reshape(n // chunk, chunk, h, w, g.shape[-1])
+  zero = jnp.zeros((k, k, c, g.shape[-1]), jnp.promote_types(x.dtype, jnp.float32))
+  return jax.lax.fori_loop(0, n // chunk, lambda i, acc: acc + taps(xs[i], gs[i]), zero)
 
 
 _conv_same_gradfix.defvjp(_conv_same_fwd, _conv_same_bwd)

@@ -7,13 +7,15 @@ import numpy as np
 from biggan_jax.models import conv_gradfix
 
 
-def test_conv_same_gradients_match_xla_conv():
-  """The CPU conv's hand-written kernel gradient equals XLA's, also to second
-  order (R1 differentiates D's input gradient again)."""
-  for k in (1, 3):
-    x = jax.random.normal(jax.random.key(0), (2, 6, 6, 3))
+def test_conv_same_gradients_match_xla_conv(monkeypatch):
+  """The CPU conv's hand-written gradients equal XLA's, also to second order (R1
+  differentiates D's input gradient again), with the kernel gradient's batch
+  chunks (forced here: 2 images a chunk) and without."""
+  for k, chunk_bytes in ((1, 1 << 20), (2, 1 << 20), (3, 1 << 20), (3, 2 * 8 * 8 * 3 * 4)):
+    monkeypatch.setattr(conv_gradfix, 'CHUNK_BYTES', chunk_bytes)
+    x = jax.random.normal(jax.random.key(0), (6, 6, 6, 3))
     w = jax.random.normal(jax.random.key(1), (k, k, 3, 5))
-    g = jax.random.normal(jax.random.key(2), (2, 6, 6, 5))
+    g = jax.random.normal(jax.random.key(2), (6, 6, 6, 5))
     loss = lambda conv: (lambda x, w: jnp.sum(conv(x, w) * g))
     for argnum in (0, 1):
       np.testing.assert_allclose(jax.grad(loss(conv_gradfix._conv_same_gradfix), argnum)(x, w),
