@@ -116,7 +116,7 @@ def _class_first_to_z_first(flat: dict, shared_dim: int) -> None:
 
 
 def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
-                 *, generator: bool, model=None) -> dict:
+                 *, generator: bool, model=None, dtype=np.float32) -> dict:
   """Maps a BigGAN-PyTorch G or D state dict onto biggan_jax variables.
 
   Args:
@@ -126,8 +126,10 @@ def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
     generator: True for G (permutes the first linear to NHWC).
     model: the `config.model` it was converted for (model_config_from_pytorch);
       None means BigGAN.py's layout. family 'biggan_deep' reads BigGANdeep.py's.
+    dtype: of the leaves; np.float64 keeps a float64 state dict exact (the
+      iteration-parity test, tests/training/test_iteration_parity.py).
   Returns:
-    {'params', 'spectral'[, 'batch_stats']} with float32 numpy leaves.
+    {'params', 'spectral'[, 'batch_stats']} with numpy leaves of `dtype`.
   """
   deep = model is not None and model.family == 'biggan_deep'
   depth = (model.g_depth if generator else model.d_depth) if deep else 0
@@ -138,7 +140,7 @@ def to_variables(state_dict: Mapping[str, Any], expected: Mapping[str, Any],
     key = (collection, *path)
     if kind == 'weight' and key not in want and (*key[:-1], 'embedding') in want:
       key, kind = (*key[:-1], 'embedding'), 'copy'  # G_shared=False: a BN's class table.
-    flat[key] = _to_flax(kind, np.asarray(value, np.float32))
+    flat[key] = _to_flax(kind, np.asarray(value, dtype))
   if generator and ('params', 'linear', 'kernel') in flat:
     # The checkpoint's own width: a mismatch is reported by the shape check below.
     _nchw_linear_to_nhwc(flat, flat[('params', 'linear', 'kernel')].shape[1] // 16)

@@ -132,7 +132,8 @@ class Generator(nn.Module):
       y_embed = y  # class ids, looked up by every BN.
     else:
       y_embed = layers.SharedEmbedding(self.num_classes, self.shared_dim, self.weight_init,
-                                       name='shared')(y, y_embed).astype(jnp.float32)
+                                       name='shared')(y, y_embed)
+      y_embed = y_embed.astype(layers.at_least_f32(y_embed.dtype))
     if self.hierarchical_z:
       k = self.z_chunk_size
       zs = [z[:, i * k:(i + 1) * k] for i in range(num_blocks + 1)]
@@ -152,7 +153,7 @@ class Generator(nn.Module):
     h = nn.relu(layers.BatchNorm(self.output_bn_eps, self.bn_momentum, name='output_bn')(
         h, train))
     h = conv(self.output_conv_channels, name='output_conv')(h, train)[..., :3]
-    return jnp.tanh(h.astype(jnp.float32))
+    return jnp.tanh(h.astype(layers.at_least_f32(h.dtype)))
 
 
 class DBlock(nn.Module):
@@ -208,7 +209,7 @@ class Discriminator(nn.Module):
       h = block(out_mult[i] * self.ch, down[i], i > 0, conv, name=f'block{i}')(h, train)
       if res in self.attn:
         h = attention(dtype=self.dtype, name=f'attn{i}', **sn)(h, train)
-    h = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))
-    out = layers.SNDense(1, name='linear', **sn)(h, train)[:, 0]
+    h = jnp.sum(nn.relu(h).astype(layers.at_least_f32(h.dtype)), axis=(1, 2))
+    out = layers.SNDense(1, name='linear', dtype=h.dtype, **sn)(h, train)[:, 0]
     embed = layers.SNEmbed(self.num_classes, h.shape[-1], name='embed', **sn)(y, train)
     return out + jnp.sum(embed * h, axis=-1)

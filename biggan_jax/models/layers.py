@@ -27,6 +27,13 @@ Array = jax.Array
 Dtype = Any
 
 
+def at_least_f32(dtype) -> Any:
+  """float32 for float32 and narrower (bfloat16) dtypes, float64 for float64: where
+  BigGAN's numerics need float32 (SN, BN statistics, softmax, the logits), a float64
+  model (jax x64, the iteration-parity test) stays float64 rather than being rounded."""
+  return jnp.promote_types(dtype, jnp.float32)
+
+
 # ------------------------------------------------------------------ init
 def kernel_init(name: str) -> Callable:
   """Weight init by BigGAN-PyTorch name ('ortho', 'N02', 'xavier')."""
@@ -88,7 +95,7 @@ class SpectralNormed(nn.Module):
         'spectral', 'u',
         lambda: jax.random.normal(self.make_rng('params'), (1, out), jnp.float32))
     sigma_var = self.variable('spectral', 'sigma', lambda: jnp.ones((), jnp.float32))
-    sigma, u, _ = power_iteration(w_mat.astype(jnp.float32), u_var.value,
+    sigma, u, _ = power_iteration(w_mat.astype(at_least_f32(w_mat.dtype)), u_var.value,
                                   self.n_iters, self.eps)
     if train and not self.is_initializing():
       u_var.value = jax.lax.stop_gradient(u)
@@ -180,7 +187,7 @@ class BatchStats(nn.Module):
 
   Own code rather than flax.linen.BatchNorm because upstream's running
   variance is the unbiased one (torch.F.batch_norm); flax keeps the biased.
-  Stats are computed in float32 whatever the compute dtype.
+  Stats are computed in float32 whatever the compute dtype (float64 for float64).
   """
   eps: float = 1e-5
   momentum: float = 0.1
@@ -190,7 +197,7 @@ class BatchStats(nn.Module):
     c = x.shape[-1]
     mean_var = self.variable('batch_stats', 'mean', jnp.zeros, (c,), jnp.float32)
     var_var = self.variable('batch_stats', 'var', jnp.ones, (c,), jnp.float32)
-    xf = x.astype(jnp.float32)
+    xf = x.astype(at_least_f32(x.dtype))
     if train:
       axes = tuple(range(x.ndim - 1))
       mean = jnp.mean(xf, axes)
@@ -247,7 +254,7 @@ class ConditionalBatchNorm(nn.Module):
     else:
       linear = functools.partial(SNDense, ch, use_bias=False, weight_init=self.weight_init,
                                  sn_eps=self.sn_eps, sn_iters=self.sn_iters,
-                                 dtype=jnp.float32)
+                                 dtype=at_least_f32(c.dtype))
       gain = 1.0 + linear(name='gain')(c, train)
       bias = linear(name='bias')(c, train)
     h = BatchStats(self.eps, self.momentum, name='stats')(x, train)
@@ -277,7 +284,8 @@ class Attention(nn.Module):
     theta = conv(c // 8, name='theta')(x, train).reshape(n, h * w, c // 8)
     phi = pool(conv(c // 8, name='phi')(x, train)).reshape(n, h * w // 4, c // 8)
     g = pool(conv(c // 2, name='g')(x, train)).reshape(n, h * w // 4, c // 2)
-    logits = jnp.einsum('nqc,nkc->nqk', theta, phi).astype(jnp.float32)
+    logits = jnp.einsum('nqc,nkc->nqk', theta, phi)
+    logits = logits.astype(at_least_f32(logits.dtype))
     beta = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     attended = jnp.einsum('nqk,nkc->nqc', beta, g).reshape(n, h, w, c // 2)
     o = conv(c, name='o')(attended, train)
