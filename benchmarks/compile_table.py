@@ -1,4 +1,4 @@
-"""The compiler's verdict on paper configs x Cloud TPU slices: benchmarks/README.md's table.
+"""The compiler's verdict on paper configs x Cloud TPU slices: docs/tpu.md's table.
 
     python benchmarks/compile_table.py configs/imagenet128.py:v4-8:num_accumulations=2 \\
       runs/i128/compile.json ...

@@ -136,7 +136,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_heldout_split = ''   # e.g. 'test': log D's mean logit on training vs these held-out
                               # images at every eval (D overfitting, Sec. 4.2); '' = off.
   c.max_to_keep = 3
-  # The collapse guard (training/collapse_guard.py; README "Reliability" says how the
+  # The collapse guard (training/collapse_guard.py; docs/reliability.md says how the
   # defaults were calibrated): alarms on G's σ0 growth (Sec. 4.1) and D-loss jumps (4.2).
   c.collapse_guard = g = ml_collections.ConfigDict()
   g.remedy = 'warn'           # 'off', 'warn', 'stop', 'lower_lr' or 'raise_r1' (these two

@@ -13,7 +13,7 @@ runs/cifar10/best_fid, against the training set's Inception statistics:
 Hardware: one GPU (the upstream script uses two with DataParallel). On a TPU
 slice the batch must split over its devices: 50 does not over a v4-8's 4; at
 --config.batch_size=48 the step fits a v4-8 with most of its HBM free
-(--mode=compile: the cifar10 row of benchmarks/README.md's table).
+(--mode=compile: the cifar10 row of docs/tpu.md's table).
 
 The script's flags, each set here: --batch_size 50, --num_D_steps 4,
 --G_lr 2e-4 --D_lr 2e-4, --G_ortho 0.0, --G_attn 0 --D_attn 0, --G_init N02

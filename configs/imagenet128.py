@@ -4,9 +4,9 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. With num_accumulations='auto' (as shipped;
-README, "num_accumulations=auto") a run takes the fewest micro-batches that fit
+docs/tpu.md, "Auto accumulation") a run takes the fewest micro-batches that fit
 its devices: 2 on a v4-8 in float32 by the TPU compiler's table in
-benchmarks/README.md (4 with room to spare). In bfloat16 compute
+docs/tpu.md (4 with room to spare). In bfloat16 compute
 (--config.model.dtype=bfloat16 --config.dataset.image_dtype=uint8) one pass
 fits; what bfloat16 does to the FID is not measured. Check a slice before
 renting it:

@@ -4,10 +4,10 @@
 
 Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no 512 D
-to compare D against). With num_accumulations='auto' (as shipped; README,
-"num_accumulations=auto") a run takes the fewest micro-batches that fit its
+to compare D against). With num_accumulations='auto' (as shipped; docs/tpu.md,
+"Auto accumulation") a run takes the fewest micro-batches that fit its
 devices: 16 on a v4-8 in float32 by the TPU compiler's table in
-benchmarks/README.md. Check a slice before renting it:
+docs/tpu.md. Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
       --mode=compile --topology=v4-8

@@ -13,11 +13,11 @@ for the time; XLA's FLOP count is reported beside ours.
 JAX's persistent compilation cache cannot read back a compile-only TPU
 executable, so the analysis (not the executable) is cached under
 $BIGGAN_JAX_CACHE/compile/, keyed by the lowered program, the slice, the
-libtpu version and the compiler's options: rebuilding benchmarks/README.md's
+libtpu version and the compiler's options: rebuilding docs/tpu.md's
 table recompiles nothing.
 
 JAX_EXEC_TIME_OPTIMIZATION_EFFORT=-1 makes a quicker, coarser compile (faster,
-with a higher peak: benchmarks/README.md compares it with the default); the
+with a higher peak: docs/tpu.md compares it with the default); the
 report records the efforts, and such a verdict is not the one training gets.
 """
 
@@ -214,7 +214,7 @@ def suggestions(config, report, auto_tried: bool = False) -> str:
   kept by residual blocks. Estimates: check them with --mode=compile. One
   estimated within 90-100% of the HBM is named too (imagenet128 on v4-8: 2 is
   estimated in that band and fits, the 90% margin alone would say 4; the
-  estimate and the compiled peak are in benchmarks/README.md).
+  estimate and the compiled peak are in docs/tpu.md).
   """
   need, limit, n = report['bytes_per_device'], report['hbm_bytes_per_device'], report['devices']
   levers = []

@@ -27,9 +27,9 @@ BN statistics: one set per BN, not the deep modules' 51 per truncation. They
 are used as stored, as BigGAN-PyTorch's converter and the other public ports
 do (its README: the ported models run without truncation; standing statistics
 at another truncation must be accumulated anew). What this rests on and could
-not be checked without a real module is listed in README.md ("Fidelity
-notes"). The converted checkpoint samples in the 'paper' convention, as
-BigGAN-PyTorch samples these weights; TF-Hub's own colab draws z = τ ·
+not be checked without a real module is listed in docs/converting.md
+("TF-Hub's original BigGAN modules"). The converted checkpoint samples in
+the 'paper' convention, as BigGAN-PyTorch samples these weights; TF-Hub's own colab draws z = τ ·
 truncnorm(-2, 2), which `sample --z_file` reproduces.
 """
 

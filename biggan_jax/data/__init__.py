@@ -3,7 +3,7 @@
 Sources (TFDS datasets, image folders, the digits demo, synthetic data) are
 resolved and checked in data/sources.py, decoded and cropped in
 data/preprocess.py, and streamed, resumably and host by host, by
-data/pipeline.py; README.md's "Data" section says how the stream is laid out.
+data/pipeline.py; docs/data.md says how the stream is laid out.
 """
 
 

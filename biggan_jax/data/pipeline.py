@@ -5,7 +5,7 @@ loop passes the checkpoint's data position). The stream is a pure function
 of (config, start_step, process_index, process_count), so a resumed run sees
 exactly the batches an uninterrupted one would have seen, and an image that
 cannot be read is skipped, counted and replaced in its slot, never fatal.
-README.md ("Data") describes the position arithmetic and the sharding.
+docs/data.md describes the position arithmetic and the sharding.
 """
 
 import itertools

@@ -22,7 +22,7 @@ deleted), change the config and go on, at most `max_rollbacks` times. The
 changed values are stored in every later checkpoint's meta, so a resumed
 run keeps them. Every alarm and action is a line in the log and a row of
 WORKDIR/collapse_guard.jsonl. The defaults and how they were calibrated are
-in README.md ("Reliability").
+in docs/reliability.md.
 """
 
 import collections

@@ -18,7 +18,7 @@ writes what a run leaves behind in its workdir:
   compilation_cache/ (JAX's persistent cache, unless JAX_COMPILATION_CACHE_DIR
   is set): a restart on the same devices compiles nothing
 
-What it does about faults (README "Reliability"): training/faults.py checks
+What it does about faults (docs/reliability.md): training/faults.py checks
 every step's state for finiteness and agrees preemption across hosts,
 checkpoints/lock.py keeps a second run out, checkpoints/run_checkpoints.py
 walks back past checkpoints that do not restore, training/collapse_guard.py

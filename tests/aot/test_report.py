@@ -190,7 +190,7 @@ def test_a_compiler_failure_is_one_line_not_a_verdict():
 
 def test_an_accumulation_near_the_limit_is_named_beside_the_safe_one():
   """imagenet128 on v4-8 at batch 2048 needs 54.99 GiB (libtpu's figure); 2 accumulations
-  are estimated at 93% of the 30.75 GiB (and fit, compiled: benchmarks/README.md's table), 4
+  are estimated at 93% of the 30.75 GiB (and fit, compiled: docs/tpu.md's table), 4
   within the 90% margin."""
   config = config_lib.from_file(str(REPO / 'configs' / 'imagenet128.py'), num_accumulations=1)
   state = aot_report.state_bytes(sharded_step.abstract_state(sharded_step.build(config)))
