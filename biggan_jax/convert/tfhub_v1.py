@@ -29,8 +29,8 @@ do (its README: the ported models run without truncation; standing statistics
 at another truncation must be accumulated anew). What this rests on and could
 not be checked without a real module is listed in docs/converting.md
 ("TF-Hub's original BigGAN modules"). The converted checkpoint samples in
-the 'paper' convention, as BigGAN-PyTorch samples these weights; TF-Hub's own colab draws z = τ ·
-truncnorm(-2, 2), which `sample --z_file` reproduces.
+the 'paper' convention, as BigGAN-PyTorch samples these weights; TF-Hub's own
+colab draws z = τ · truncnorm(-2, 2), which `sample --z_file` reproduces.
 """
 
 import re
