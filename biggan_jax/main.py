@@ -54,6 +54,9 @@ flags.DEFINE_bool(
     'the run would write in --workdir, then exit 0 having created nothing (StyleGAN\'s '
     '--dry-run).', flag_values=FLAGS)
 flags.mark_flags_as_required(['config', 'workdir'], flag_values=FLAGS)
+flags.register_validator('workdir', lambda v: v is None or bool(v.strip()),
+                         '--workdir is empty: give a directory (a local path or gs://BUCKET/DIR); '
+                         'an empty one would write into the current directory', flag_values=FLAGS)
 
 
 def _last_line(error: BaseException) -> str:

@@ -105,6 +105,14 @@ def run_in_process(capsys, *args):
   return code, capsys.readouterr().err
 
 
+def test_an_empty_workdir_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # an empty --workdir would otherwise write here
+  code, err = run_in_process(capsys, f'--config={REPO / "configs" / "tiny.py"}', '--workdir=')
+  assert code == 2 and err.count('\n') == 1 and err.startswith('error: ')
+  assert '--workdir is empty' in err
+  assert list(tmp_path.iterdir()) == []
+
+
 def test_a_second_run_on_a_live_workdir_names_the_holder(tmp_path, capsys, monkeypatch):
   import socket
   monkeypatch.chdir(REPO)
