@@ -2,13 +2,12 @@
 
 Inside the train step XLA:CPU lowers the gradients of a stride-1 'SAME'
 convolution to convolutions its fast path (YNNPACK) does not take: the kernel
-gradient as an HxW-window convolution over a batch-minor layout (28.7 s per
-iteration of the 32x32 benchmark model), the input gradient with the kernel's
-transpose folded into the dimension numbers (~6 GFLOP/s against ~100 for the
-forward). `conv_same` computes the same values and gradients as
-lax.conv_general_dilated, the input gradient as a forward convolution with the
-flipped kernel written out, the kernel gradient as one matmul per kernel tap over
-cache-sized batch chunks (benchmarks/README.md has the measurements). It is on
+gradient as an HxW-window convolution over a batch-minor layout, the input
+gradient with the kernel's transpose folded into the dimension numbers.
+`conv_same` computes the same values and gradients as lax.conv_general_dilated,
+the input gradient as a forward convolution with the flipped kernel written out,
+the kernel gradient as one matmul per kernel tap over cache-sized batch chunks
+(benchmarks/README.md has the measurements). It is on
 for the CPU backend only: GPUs and TPUs have fast native convolution gradients
 (cuDNN, the MXU), and aot/report.py traces TPU programs with it off. As
 stylegan2-ada-pytorch keeps its conv2d_gradfix.
@@ -58,8 +57,8 @@ def _conv_same_bwd(residuals, g):
 def input_gradient(g: Array, kernel: Array) -> Array:
   """d(sum(conv_same(x, w) * g)) / dx: the 'SAME' convolution of g with w flipped, in and
   out swapped, that kernel written out in HWIO (the barrier keeps XLA from folding the
-  transpose into the convolution's dimension numbers, which XLA:CPU's fast convolution
-  path does not take: 6 against ~100 GFLOP/s)."""
+  transpose into the convolution's dimension numbers, a form XLA:CPU's fast convolution
+  path does not take)."""
   if kernel.shape[0] % 2 == 0:  # 'SAME' pads asymmetrically: XLA's own transpose rule.
     x = jnp.zeros(g.shape[:-1] + kernel.shape[2:3], g.dtype)
     return jax.vjp(lambda x_: _conv_same(x_, kernel), x)[1](g)[0]
@@ -68,8 +67,7 @@ def input_gradient(g: Array, kernel: Array) -> Array:
 
 
 # Bytes of padded input one chunk of the kernel gradient's loop reads: the taps of
-# a chunk then stay in cache (2.0x faster at 64x16x16x64, 2.4x at 64x32x32x64 on a
-# 2-core EPYC than the whole batch at once; benchmarks/README.md).
+# a chunk then stay in cache (benchmarks/README.md has the measurement).
 CHUNK_BYTES = 1 << 20
 
 
