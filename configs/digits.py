@@ -80,7 +80,7 @@ def get_config():
   config.ema_start = 500
   config.num_standing_stats = 8
 
-  config.total_steps = 3000
+  config.total_steps = 3500
   config.log_every = 100
   config.sv_every = 500
   config.sample_every = 500
