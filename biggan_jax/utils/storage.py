@@ -69,20 +69,28 @@ class PreconditionFailed(OSError):
   """The object changed (or appeared) since the generation the write was conditioned on."""
 
 
-def read_versioned(path) -> tuple[str | None, int]:
+def _retry(timeout_s: float):
+  """google-cloud-storage's retry (backoff on 429, 5xx and connection errors) for at most
+  `timeout_s`: its default is 120 s per call. Conditional writes are idempotent, so
+  retrying them is safe."""
+  from google.cloud.storage import retry
+  return retry.DEFAULT_RETRY.with_timeout(timeout_s)
+
+
+def read_versioned(path, timeout_s: float = 60) -> tuple[str | None, int]:
   """(text, generation) of gs://bucket/name; (None, 0) when it does not exist."""
   from google.api_core import exceptions
   blob = _blob(path)
   try:
-    text = blob.download_as_text()
+    text = blob.download_as_text(retry=_retry(timeout_s))
   except exceptions.NotFound:
     return None, 0
-  except exceptions.GoogleAPICallError as e:
+  except (exceptions.GoogleAPICallError, exceptions.RetryError) as e:
     raise one_line(path, e) from None
   return text, int(blob.generation)
 
 
-def write_if_generation(path, text: str, generation: int) -> int:
+def write_if_generation(path, text: str, generation: int, timeout_s: float = 60) -> int:
   """Writes `text` only if the object's generation is still `generation` (0: does not exist).
 
   Returns the new generation; raises PreconditionFailed when another writer
@@ -92,22 +100,22 @@ def write_if_generation(path, text: str, generation: int) -> int:
   blob = _blob(path)
   try:
     blob.upload_from_string(text, content_type='application/json',
-                            if_generation_match=generation)
+                            if_generation_match=generation, retry=_retry(timeout_s))
   except exceptions.PreconditionFailed as e:
     raise PreconditionFailed(f'{path} changed since generation {generation}') from e
-  except exceptions.GoogleAPICallError as e:
+  except (exceptions.GoogleAPICallError, exceptions.RetryError) as e:
     raise one_line(path, e) from None
   return int(blob.generation)
 
 
-def delete_if_generation(path, generation: int) -> None:
+def delete_if_generation(path, generation: int, timeout_s: float = 60) -> None:
   """Deletes the object only if its generation is still `generation`."""
   from google.api_core import exceptions
   try:
-    _blob(path).delete(if_generation_match=generation)
+    _blob(path).delete(if_generation_match=generation, retry=_retry(timeout_s))
   except exceptions.PreconditionFailed as e:
     raise PreconditionFailed(f'{path} changed since generation {generation}') from e
-  except exceptions.GoogleAPICallError as e:
+  except (exceptions.GoogleAPICallError, exceptions.RetryError) as e:
     raise one_line(path, e) from None
 
 
@@ -119,5 +127,8 @@ def one_line(path, error) -> OSError:
     return OSError(errno.ENOENT, 'no such bucket', bucket)
   if isinstance(error, exceptions.Forbidden):
     return OSError(errno.EACCES, f'permission denied (HTTP 403)', str(path))
+  if isinstance(error, exceptions.RetryError):  # connection refused, timeouts, 5xx
+    cause = str(error.cause).split(' (Caused by ')[0].splitlines()[0][:160]
+    return OSError(errno.EIO, f'GCS unreachable, gave up after retrying ({cause})', str(path))
   first = (str(getattr(error, 'message', '') or error).splitlines() or [''])[0][:200]
   return OSError(errno.EIO, f'{type(error).__name__}: {first}', str(path))

@@ -7,7 +7,10 @@ session's compilation cache)."""
 
 import json
 import os
+import pathlib
 import socket
+import subprocess
+import sys
 import time
 
 import fsspec
@@ -17,6 +20,7 @@ import pytest
 
 from biggan_jax import config as config_lib
 from biggan_jax.checkpoints import lock
+from biggan_jax.checkpoints import run_checkpoints
 from biggan_jax.training import loop
 from biggan_jax.training import faults
 import damage
@@ -152,3 +156,31 @@ def test_missing_bucket_is_one_line(gcs):
     loop.train_and_evaluate(tiny_config(total_steps=2), 'gs://no-such-bucket/run')
   assert len(str(error.value).splitlines()) == 1
   assert 'no-such-bucket' in str(error.value)
+
+
+def test_kill_9_in_a_save_leaves_no_half_checkpoint(runs, gcs):
+  """SIGKILL while Orbax writes checkpoint 2 to gs://. An object store has no rename:
+  Orbax writes the step's objects in place and commit_success.txt last, and lists only
+  steps that have it, so the half-written step is never restored. The resumed run takes
+  over the dead run's lease (this host, its pid gone) and ends where the straight run did."""
+  straight = runs[0]
+  workdir = gcs.bucket('runs') + '/killed'
+  steps = pathlib.Path(gcs.root) / 'runs' / 'killed' / 'checkpoints'
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
+       f'--workdir={workdir}', f'--config.total_steps={STEPS}', '--config.checkpoint_every=1',
+       '--config.sample_every=0'], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  try:
+    deadline = time.monotonic() + 300
+    while not (steps / '2').is_dir() and proc.poll() is None and time.monotonic() < deadline:
+      time.sleep(0.002)
+    proc.kill()
+  finally:
+    _, err = proc.communicate(timeout=60)
+  assert proc.returncode == -9, err.decode()[-2000:]
+  listed = run_checkpoints.manager(f'{workdir}/checkpoints', read_only=True).all_steps()
+  assert all((steps / str(s) / 'commit_success.txt').exists() for s in listed), listed
+  assert gs().exists(f'{workdir}/lock.json')  # the dead run's
+  resumed = loop.train_and_evaluate(tiny_config(total_steps=STEPS), workdir)
+  for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
