@@ -184,3 +184,14 @@ def test_kill_9_in_a_save_leaves_no_half_checkpoint(runs, gcs):
   resumed = loop.train_and_evaluate(tiny_config(total_steps=STEPS), workdir)
   for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_init_from_a_gcs_workdir(runs, tmp_path):
+  """--init_from=gs://...: a new local run starts from the gs:// run's latest G, D and EMA G."""
+  from biggan_jax.checkpoints import init_from
+  workdir = runs[2]
+  source = init_from.describe(workdir)
+  assert (source.kind, source.step, source.has_discriminator) == ('workdir', STEPS, True)
+  state = loop.train_and_evaluate(tiny_config(total_steps=1, sample_every=0), str(tmp_path),
+                                  init_from=workdir)
+  assert int(state.step) == 1
