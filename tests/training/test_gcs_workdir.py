@@ -195,3 +195,22 @@ def test_init_from_a_gcs_workdir(runs, tmp_path):
   state = loop.train_and_evaluate(tiny_config(total_steps=1, sample_every=0), str(tmp_path),
                                   init_from=workdir)
   assert int(state.step) == 1
+
+
+def test_a_bucket_that_forbids_writing_is_one_line(runs, gcs, monkeypatch):
+  """Credentials that may read but not write the bucket (GCS answers 403): one line, and
+  the workdir is unchanged."""
+  import gcs_fixture
+  from biggan_jax.utils import storage
+  workdir = runs[2]
+  before = sorted(gs().ls(f'{workdir}/checkpoints'))
+  with gcs_fixture.forbidding_writes(gcs) as env, monkeypatch.context() as patch:
+    for name, value in env.items():
+      patch.setenv(name, value)
+    with pytest.raises(faults.DiskError) as error:
+      loop.train_and_evaluate(tiny_config(total_steps=STEPS + 1), workdir)
+  message = str(error.value)
+  assert len(message.splitlines()) == 1
+  assert 'permission denied (HTTP 403)' in message and 'lock.json' in message, message
+  assert sorted(gs().ls(f'{workdir}/checkpoints')) == before
+  assert storage.read_versioned(f'{workdir}/lock.json') == (None, 0)
