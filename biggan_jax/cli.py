@@ -10,6 +10,7 @@ INFO notes through absl; TensorFlow's C++ through TF_CPP_MIN_LOG_LEVEL), and
 import glob
 import importlib.metadata
 import importlib.util
+import logging as py_logging
 import os
 import sys
 
@@ -40,9 +41,16 @@ def flag_values() -> flags.FlagValues:
 
 
 def set_verbosity(name: str) -> None:
-  """absl's level, and TensorFlow's C++ one unless TF_CPP_MIN_LOG_LEVEL is set."""
+  """absl's level, and TensorFlow's C++ one unless TF_CPP_MIN_LOG_LEVEL is set.
+
+  gcsfs (gs://) logs each request that ran out of retries with its traceback, then
+  raises: below info those go, and the CLI's one `error:` line says it.
+  """
   logging.set_verbosity(name)
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', _TF_CPP_LEVEL[name])
+  verbose_enough = VERBOSITY.index(name) >= VERBOSITY.index('info')
+  py_logging.getLogger('gcsfs').setLevel(py_logging.NOTSET if verbose_enough
+                                         else py_logging.CRITICAL)
 
 
 def verbose(flag_values: flags.FlagValues) -> bool:

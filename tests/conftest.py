@@ -38,3 +38,16 @@ def _release_memory_after_each_module():
   jax.clear_caches()
   gc.collect()
   ctypes.CDLL('libc.so.6').malloc_trim(0)  # glibc keeps freed pages otherwise
+
+
+@pytest.fixture(scope='session')
+def gcs(tmp_path_factory):
+  """A GCS emulator for the session (tests/gcs_fixture.py), with only the standard
+  emulator variables set; `gcs.bucket(name)` makes a bucket and returns gs://name."""
+  import gcs_fixture
+  emulator = gcs_fixture.Emulator(tmp_path_factory.mktemp('gcs')).start()
+  with pytest.MonkeyPatch.context() as env:
+    for name, value in emulator.env.items():
+      env.setenv(name, value)
+    yield emulator
+  emulator.stop()

@@ -18,7 +18,10 @@ import tensorstore as ts
 
 def change_a_value(item_dir) -> str:
   """Adds 1 to the first element of the first floating array in `item_dir`; returns its key."""
-  base = {'driver': 'ocdbt', 'base': f'file://{pathlib.Path(item_dir).resolve()}/'}
+  if str(item_dir).startswith('gs://'):  # TensorStore's GCS driver (the emulator's variables).
+    base = {'driver': 'ocdbt', 'base': f'{str(item_dir).rstrip("/")}/'}
+  else:
+    base = {'driver': 'ocdbt', 'base': f'file://{pathlib.Path(item_dir).resolve()}/'}
   kv = ts.KvStore.open(base).result()
   for key in sorted(k.decode() for k in kv.list().result()):
     if not key.endswith('/.zarray'):

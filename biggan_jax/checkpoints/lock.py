@@ -8,9 +8,13 @@ naming the holder. A lease is stale, and is taken over with a warning, when
 its heartbeat is older than STALE_S, or at once when it names this host and
 a pid that no longer runs (kill -9, a crash), or this very process.
 
-Object stores have no exclusive create, so a lease is written, then read back
-after SETTLE_S: of two runs writing at once, the one that reads another's
-token stops. Locally a fresh lease is created with O_EXCL and needs no wait.
+Locally a fresh lease is created with O_EXCL. On gs:// every write of the
+lease is conditional (GCS preconditions, ifGenerationMatch; utils/storage.py):
+creating it requires that no object exists, taking over a stale one or renewing
+one's own requires the generation last read. GCS applies the check and the
+write atomically, so of two runs racing for one workdir exactly one write
+succeeds and the other stops; a run whose lease was taken over (it looked
+stale) learns it at its next renewal and says so.
 """
 
 import contextlib
@@ -27,11 +31,13 @@ from absl import logging
 from etils import epath
 
 from biggan_jax import errors
+from biggan_jax.utils import storage
 
 LOCK_NAME = 'lock.json'
 HEARTBEAT_S = 15.0
 STALE_S = 120.0
-SETTLE_S = 2.0
+RELEASE_S = 10.0  # gs://: how long the end of a run retries removing its lease.
+SETTLE_S = 2.0  # local only: a lease written over a torn one is read back after this.
 
 
 class LockError(errors.TrainingError):
@@ -60,17 +66,29 @@ class WorkdirLock:
 
   def __init__(self, workdir):
     self.path = epath.Path(workdir) / LOCK_NAME
-    self.local = '://' not in str(self.path)
+    self.local = not storage.is_remote(self.path)
     self.lease = None
+    self.seen = 0  # gs://: the generation of the lease object last read.
+    self.generation = 0  # gs://: the generation of the lease object this run wrote last.
     self._stop = threading.Event()
     self._thread = None
 
-  def _read(self) -> dict | None:
+  def _read(self, timeout_s: float = 60) -> dict | None:
     try:
-      lease = json.loads(self.path.read_text())
+      if self.local:
+        text = self.path.read_text()
+      else:
+        text, self.seen = storage.read_versioned(self.path, timeout_s)
+        if text is None:
+          return None
+      lease = json.loads(text)
     except FileNotFoundError:
       return None
-    except (OSError, ValueError):  # torn or unreadable: whoever wrote it is not renewing it.
+    except ValueError:  # torn or unreadable: whoever wrote it is not renewing it.
+      return {}
+    except OSError:
+      if not self.local:
+        raise  # the bucket is unreachable or forbids reading: say so, not "unreadable lease".
       return {}
     return lease if isinstance(lease, dict) else {}
 
@@ -114,7 +132,16 @@ class WorkdirLock:
                         f'wait for it to end, or delete {self.path} if it is gone')
       logging.warning('%s: taking over the lease of %s: %s', self.path, _describe(held, now),
                       reason)
-    if self.local and held is None:
+    if not self.local:
+      try:  # held is None: create only if absent; else replace only the lease just read.
+        self.generation = storage.write_if_generation(
+            self.path, json.dumps(self.lease), 0 if held is None else self.seen)
+      except storage.PreconditionFailed:
+        raise LockError(f'{self.path.parent} was taken by another run starting at the same '
+                        f'time: {_describe(self._read() or {}, time.time())}') from None
+      self._start_heartbeat()
+      return
+    if held is None:
       try:
         self._write(exclusive=True)
         self._start_heartbeat()
@@ -138,7 +165,15 @@ class WorkdirLock:
     while not self._stop.wait(HEARTBEAT_S):
       self.lease['heartbeat'] = time.time()
       try:
-        self._write()
+        if self.local:
+          self._write()
+        else:
+          self.generation = storage.write_if_generation(self.path, json.dumps(self.lease),
+                                                        self.generation, HEARTBEAT_S)
+      except storage.PreconditionFailed:
+        logging.warning('%s: another run took over this run\'s lease (it looked stale); '
+                        'stop one of them', self.path)
+        return
       except OSError as e:  # a full disk: the run goes on; the lease may go stale.
         if not warned:
           logging.warning('%s: cannot renew the lease (%s)', self.path, e)
@@ -149,10 +184,13 @@ class WorkdirLock:
     self._stop.set()
     if self._thread is not None:
       self._thread.join()
-    held = self._read()
-    if held and self.lease and held.get('token') == self.lease['token']:
-      with contextlib.suppress(OSError):
-        self.path.unlink()
+    with contextlib.suppress(OSError):  # unreachable: the lease goes stale in STALE_S.
+      held = self._read(timeout_s=RELEASE_S)
+      if held and self.lease and held.get('token') == self.lease['token']:
+        if self.local:
+          self.path.unlink()
+        else:
+          storage.delete_if_generation(self.path, self.seen, RELEASE_S)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ import orbax.checkpoint as ocp
 
 from biggan_jax.checkpoints import errors, integrity
 from biggan_jax.checkpoints.errors import CheckpointError
+from biggan_jax.utils import files
 
 ITEMS = ('state', 'ema_generator', 'meta')
 TRAIN_KIND = 'biggan_jax.train'  # meta['kind'] of a training checkpoint.
@@ -160,8 +161,7 @@ def set_aside(mngr: ocp.CheckpointManager, step: int, reason: str) -> epath.Path
     _move(source, target)
     record = json.dumps({'step': step, 'moved_to': target.name, 'reason': reason,
                          'time': time.time()})
-    with (folder / 'skipped.jsonl').open('a') as f:
-      f.write(record + '\n')
+    files.append_line(folder / 'skipped.jsonl', record)
     logging.warning('checkpoint %d moved to %s (%s)', step, target, reason)
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils

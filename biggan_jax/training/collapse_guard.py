@@ -35,6 +35,7 @@ from absl import logging
 from etils import epath
 
 from biggan_jax import errors
+from biggan_jax.utils import files
 
 ROLLBACK_REMEDIES = ('lower_lr', 'raise_r1')
 META_KEY = 'collapse_guard'
@@ -152,8 +153,7 @@ class Guard:
 
   def _log(self, **row) -> None:
     if jax.process_index() == 0:
-      with self.events.open('a') as f:
-        f.write(json.dumps(row) + '\n')
+      files.append_line(self.events, json.dumps(row))
 
   def decide(self, alarm: Alarm, best_fid_step=None) -> Alarm | None:
     """Logs the alarm and acts: None to go on, the alarm back to roll back, or CollapseError."""

@@ -117,10 +117,11 @@ class StepMonitor:
 
 
 class _NoTracebacks(py_logging.Filter):
-  """Orbax logs each failed background write with its traceback; the error line says it."""
+  """Orbax (and gcsfs, under it on gs://) log each failed background write with its
+  traceback; the error line says it."""
 
   def filter(self, record):
-    if 'orbax' in record.pathname:
+    if 'orbax' in record.pathname or 'gcsfs' in record.pathname:
       record.exc_info, record.exc_text = None, None
     return True
 
@@ -129,7 +130,8 @@ class _NoTracebacks(py_logging.Filter):
 def disk_errors(workdir):
   """OSError (read-only or full disk, permissions) in the block -> DiskError, one line."""
   quiet = _NoTracebacks()
-  py_logging.getLogger('absl').addFilter(quiet)
+  for name in ('absl', 'gcsfs'):
+    py_logging.getLogger(name).addFilter(quiet)
   try:
     yield
   except OSError as e:
@@ -137,7 +139,8 @@ def disk_errors(workdir):
     raise DiskError(f'cannot write{where} (workdir {workdir}): {e.strerror or e}; '
                     'checkpoints written before are kept') from None
   finally:
-    py_logging.getLogger('absl').removeFilter(quiet)
+    for name in ('absl', 'gcsfs'):
+      py_logging.getLogger(name).removeFilter(quiet)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ from biggan_jax.data import pipeline, sources
 from biggan_jax.training import auto_accumulation, bookkeeping, collapse_guard, console, ema
 from biggan_jax.training import faults
 from biggan_jax.training import metrics_log, periodic_eval, plots, sharded_step, sharding
+from biggan_jax.training import tensorboard_events
 from biggan_jax.training import state as train_state
 from biggan_jax.utils import extras, files
 from biggan_jax.utils import images as images_lib
@@ -309,10 +310,8 @@ class _Outputs:
 
   def __init__(self, config, workdir, mngr, guard, start: int, accumulation: dict | None):
     extras.import_tensorflow()  # before clu does, without TF's start-up notes
-    from clu import metric_writers
     self.config, self.workdir, self.mngr, self.guard = config, workdir, mngr, guard
-    self.writer = metric_writers.create_default_writer(str(workdir),
-                                                       just_logging=jax.process_index() > 0)
+    self.writer = tensorboard_events.Events(workdir)
     self.jsonl = metrics_log.JsonlWriter(workdir / 'metrics.jsonl', resume_step=start)
     self.best = best_fid.BestFid(workdir / 'best_fid')
     self.sample_inputs = fixed_sample_inputs(config)
@@ -338,6 +337,7 @@ class _Outputs:
     with faults.checkpoint_errors(step, self.mngr):
       run_checkpoints.save(self.mngr, step, state, ema_vars, self.meta(step))
     self.jsonl.flush()
+    self.writer.sync()
     if jax.process_index() == 0:
       plots.plot_training(self.jsonl.path, self.workdir)
 
@@ -355,7 +355,7 @@ class _Outputs:
 
   def close(self, evaluator) -> None:
     self.best.wait_until_finished()
-    self.writer.flush()
+    self.writer.close()
     self.jsonl.flush()
     if evaluator and self.config.eval_heldout_split and jax.process_index() == 0:
       plots.plot_d_overfitting(self.jsonl.path, self.workdir / 'd_overfit.png')

@@ -39,3 +39,16 @@ def write_text(path, text: str) -> None:
 def write_json(path, document) -> None:
   """`document` as indented JSON at `path`, atomically: a failed write leaves the old file."""
   write_text(path, json.dumps(document, indent=2) + '\n')
+
+
+def append_line(path, line: str) -> None:
+  """Appends `line` and a newline to `path`. GCS cannot append (gcsfs's 'a' mode silently
+  overwrites), so there the object is read and written back whole: a failure leaves the
+  old object, and one writer (process 0) at a time is assumed."""
+  path = epath.Path(path)
+  if '://' not in str(path):
+    with path.open('a') as f:
+      f.write(line + '\n')
+    return
+  old = path.read_text() if path.exists() else ''
+  path.write_text(old + line + '\n')

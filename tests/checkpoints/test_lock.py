@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 
 import pytest
 
@@ -92,20 +91,11 @@ def test_the_heartbeat_renews_the_lease(tmp_path, monkeypatch):
   assert not (tmp_path / 'lock.json').exists()
 
 
-def test_of_two_runs_starting_at_once_one_wins(tmp_path, monkeypatch):
-  """The object-store path (write, wait, read back): the later writer keeps the lease.
-
-  Both runs reach the settle wait having written: the wait is a barrier, not a
-  timed sleep, so a loaded machine cannot stretch one thread past the other's
-  read-back (which is what SETTLE_S bounds in a real race).
-  """
-  settled = threading.Barrier(2, timeout=60)
-  monkeypatch.setattr(lock, 'time', types.SimpleNamespace(
-      time=time.time, strftime=time.strftime, localtime=time.localtime,
-      sleep=lambda seconds: settled.wait()))
-  locks = [lock.WorkdirLock(tmp_path) for _ in range(2)]
-  for held in locks:
-    held.local = False
+def test_of_two_runs_starting_at_once_one_wins(gcs):
+  """On gs:// (the emulator) both runs find no lease and create it conditionally
+  (ifGenerationMatch=0): GCS lets exactly one write succeed; the other stops."""
+  workdir = gcs.bucket('locks') + '/race'
+  locks = [lock.WorkdirLock(workdir) for _ in range(2)]
   outcome = [None, None]
   barrier = threading.Barrier(2, timeout=60)
 
@@ -124,7 +114,7 @@ def test_of_two_runs_starting_at_once_one_wins(tmp_path, monkeypatch):
     t.join()
   assert sorted(o == 'held' for o in outcome) == [False, True], outcome
   loser = next(o for o in outcome if o != 'held')
-  # Both wrote before either read back, or the second saw the first's lease already.
+  # Both found no lease and raced to create it, or the second saw the first's already.
   assert ('was taken by another run starting at the same time' in loser
           or 'is in use by another run' in loser), loser
   for held in locks:
