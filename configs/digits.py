@@ -23,8 +23,10 @@ Why these values (2-core CPU, at most 15 minutes including compilation):
 - 16x16 (G 4->8->16, D 3 blocks): the digits have 8x8 of information; 32x32
   costs ~4x per step for nothing.
 - ch 16 = d_ch 16, batch 32, 1 D step, no attention: fast enough, with the
-  data pipeline, for 3,000 G steps to fit that budget (the rate and the wall
-  time are below); batch 64 halves the steps for little gain.
+  data pipeline, for 3,500 G steps to fit that budget (the rate and the wall
+  time are below); batch 64 halves the steps for little gain. 3,500 rather
+  than 3,000 since the CPU convolution gradients got faster (models/conv_gradfix.py):
+  FID keeps falling with steps (benchmarks/README.md), 4,000 would leave no margin.
 - lr G 2e-4 / D 6e-4 (TTUR, as the paper's 1:4): with the reference's
   5e-4 / 1e-3 G draws correct digits within 1,200 steps but ignores z
   (measured below).
@@ -40,13 +42,18 @@ Why these values (2-core CPU, at most 15 minutes including compilation):
 - EMA decay 0.999 from step 500 (the paper's 0.9999 from 20k is for 250k
   steps), standing statistics over 8 passes: samples and evaluation use it.
 
-What it reaches (2-core CPU, otherwise idle): the run above took 12m10s
-wall in all (compilation and start-up included; ~4.3 steps/s, ~137
-images/s); digits_eval at step 3,000, 100 samples per class: real held-out
-accuracy 0.987, generated accuracy 0.956 (per class 0.86-1.00), diversity
-0.95 (per class 0.87-1.02) of the real digits' (the mean pairwise distance
-between samples of a class over the same for real digits, 1 = as varied as
-the data). Without mode_seeking the same run reached accuracy 0.998 but
+What it reaches (2-core AMD EPYC VM, otherwise idle, 2026-12-06): the run
+above took 12m48s wall in all from a fresh clone (compilation, 16 s, and
+start-up included; ~4.6 steps/s, ~147 images/s on average with the sample
+sheets and checkpoints); digits_eval at step 3,500, 100 samples per class:
+real held-out accuracy 0.987, generated accuracy 0.957 (per class
+0.88-0.99), diversity 0.99 (per class 0.88-1.07) of the real digits' (the
+mean pairwise distance between samples of a class over the same for real
+digits, 1 = as varied as the data); its FID against the held-out digits
+is in benchmarks/README.md. Before the faster CPU convolution gradients the
+3,000-step demo took 26m50s on a 2-core Intel Xeon VM of this project
+(issue #21). The lr and λ figures that follow are from 3,000-step runs of
+that earlier code: without mode_seeking the run reached accuracy 0.998 but
 diversity 0.56; the reference's lrs (5e-4 / 1e-3, dim_z 24) 0.997 and 0.32
 (about one image per class). At 3,000 steps λ 0.3 gives diversity 1.09 at
 accuracy 0.920 and λ 1 1.35 at 0.758. Its FID, KID, precision and recall,
