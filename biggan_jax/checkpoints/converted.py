@@ -27,6 +27,7 @@ from etils import epath
 
 from biggan_jax.checkpoints import errors
 from biggan_jax.models import truncation
+from biggan_jax.utils import storage
 
 KIND = 'biggan_jax.converted'
 META = 'meta.json'
@@ -76,13 +77,25 @@ def _save_tree(path: epath.Path, tree) -> None:
 
 def save(directory, meta: dict[str, Any], generator, discriminator=None, *,
          overwrite: bool = False) -> None:
-  """Writes DIR (meta.json, generator/, [discriminator/]) atomically."""
-  directory = epath.Path(directory).absolute()
+  """Writes DIR (meta.json, generator/, [discriminator/]) atomically: on local disk
+  through a temporary folder renamed into place; on an object store (gs://), which has no
+  rename, in place with meta.json last, which read_meta requires (as Orbax writes
+  commit_success.txt last), so an interrupted write is never read as a checkpoint."""
+  directory = _path(directory)
   check_writable(directory, overwrite)
   meta = {**meta, 'kind': KIND, 'has_discriminator': discriminator is not None}
   if meta.get('truncation_convention') not in truncation.CONVENTIONS:
     raise CheckpointDirError(
         f"meta['truncation_convention'] must be one of {truncation.CONVENTIONS}")
+  if storage.is_remote(directory):
+    if directory.exists():  # check_writable allowed it: --overwrite.
+      (directory / META).unlink(missing_ok=True)  # first: no longer a checkpoint
+      directory.rmtree()
+    _save_tree(directory / GENERATOR, generator)
+    if discriminator is not None:
+      _save_tree(directory / DISCRIMINATOR, discriminator)
+    (directory / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + '\n')
+    return
   directory.parent.mkdir(parents=True, exist_ok=True)
   tmp = directory.parent / f'.{directory.name}.tmp-{os.getpid()}'
   if tmp.exists():
@@ -105,6 +118,12 @@ def save(directory, meta: dict[str, Any], generator, discriminator=None, *,
       tmp.rmtree()
 
 
+def _path(directory) -> epath.Path:
+  """Orbax wants absolute paths; a gs:// one already is (absolute() would prefix the cwd)."""
+  path = epath.Path(directory)
+  return path if storage.is_remote(path) else path.absolute()
+
+
 def read_meta(directory) -> dict[str, Any]:
   directory = epath.Path(directory)
   try:
@@ -122,7 +141,7 @@ def restore(directory, item: str, abstract) -> Any:
   `abstract` is the module's `jax.eval_shape`d variables; the arrays land on
   the first local device.
   """
-  path = epath.Path(directory).absolute() / item
+  path = _path(directory) / item
   if not path.is_dir():
     what = ('holds no generator (only a discriminator?)' if item == GENERATOR
             else 'holds no discriminator')

@@ -32,9 +32,20 @@ CLIS = {
 def help_text(module_name: str) -> tuple[int, str]:
   """(exit code, stdout) of the module's main([prog, '--help']), in this process."""
   module = importlib.import_module(module_name)
+  # A --config=FILE parsed earlier in this process (a test) left its --config.<field>
+  # override flags on the FlagValues; a fresh `--help` has none: set them aside meanwhile.
+  flag_values = getattr(module, 'FLAGS', None)
+  overrides = {n: flag_values[n] for n in list(flag_values) if n.startswith('config.')} \
+      if flag_values is not None else {}
+  for name in overrides:
+    delattr(flag_values, name)
   out = io.StringIO()
-  with contextlib.redirect_stdout(out):
-    code = module.main([f'python -m {module_name.removesuffix(".__main__")}', '--help'])
+  try:
+    with contextlib.redirect_stdout(out):
+      code = module.main([f'python -m {module_name.removesuffix(".__main__")}', '--help'])
+  finally:
+    for name, flag in overrides.items():
+      flag_values[name] = flag
   return code, out.getvalue()
 
 

@@ -269,3 +269,20 @@ def test_sample_refuses_wrong_checkpoints(case, needles, weights, converted, tmp
   assert sample_cli.main(['sample', f'--checkpoint={checkpoint}', f'--output={out}']) == 2
   one_error_line(capsys, *needles)
   assert not out.exists()
+
+
+def test_convert_to_gcs_and_sample_from_it(weights, ref, gcs, tmp_path, capsys):
+  """--output=gs://...: the converted directory lands in the bucket (GCS emulator), written
+  in place with meta.json last (no rename there), replaced only with --overwrite, and
+  load_generator reads it back from there, sampling as upstream does."""
+  out = gcs.bucket('converted') + '/tiny64'
+  g_only = write_weights_folder(tmp_path / 'g_only', ref, d=False)
+  assert convert('--source=biggan-pytorch', f'--input={g_only}', f'--output={out}') == 0
+  assert convert('--source=biggan-pytorch', f'--input={weights}', f'--output={out}') == 2
+  one_error_line(capsys, 'exists', '--overwrite')
+  assert checkpoint_dir.read_meta(out)['has_discriminator'] is False
+  assert convert('--source=biggan-pytorch', f'--input={weights}', f'--output={out}',
+                 '--overwrite') == 0
+  assert checkpoint_dir.read_meta(out)['has_discriminator'] is True
+  images = load_generator(out).sample(ref['y'], z=ref['z'])
+  assert rel_err(images, ref['G_eval_out_nchw'].transpose(0, 2, 3, 1)) < RTOL
