@@ -34,6 +34,24 @@ def at_least_f32(dtype) -> Any:
   return jnp.promote_types(dtype, jnp.float32)
 
 
+def affine(x: Array, gain: Array | None = None, bias: Array | None = None) -> Array:
+  """x * gain + bias computed in at least float32, returned in x's dtype.
+
+  gain and bias are broadcast over positions (and the batch), so their
+  gradients are sums over all of them. Taken from a bfloat16 x those sums
+  would accumulate in bfloat16 (XLA:CPU does), which stalls once a sum is
+  about 256 times its addends; in float32 they accumulate as every backend's
+  convolutions do. A no-op change for float32 and float64 models.
+  """
+  dtype = at_least_f32(x.dtype)
+  y = x.astype(dtype)
+  if gain is not None:
+    y = y * gain.astype(dtype)
+  if bias is not None:
+    y = y + bias.astype(dtype)
+  return y.astype(x.dtype)
+
+
 # ------------------------------------------------------------------ init
 def kernel_init(name: str) -> Callable:
   """Weight init by BigGAN-PyTorch name ('ortho', 'N02', 'xavier')."""
@@ -121,7 +139,7 @@ class SNDense(nn.Module):
     y = jnp.dot(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       bias = self.param('bias', torch_bias_init(fan_in), (self.features,))
-      y = y + bias.astype(self.dtype)
+      y = affine(y, bias=bias)
     return y
 
 
@@ -144,7 +162,7 @@ class SNConv(nn.Module):
     y = conv_gradfix.conv_same(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
       bias = self.param('bias', torch_bias_init(cin * k * k), (self.features,))
-      y = y + bias.astype(self.dtype)
+      y = affine(y, bias=bias)
     return y
 
 
@@ -187,7 +205,8 @@ class BatchStats(nn.Module):
 
   Own code rather than flax.linen.BatchNorm because upstream's running
   variance is the unbiased one (torch.F.batch_norm); flax keeps the biased.
-  Stats are computed in float32 whatever the compute dtype (float64 for float64).
+  Stats are computed in float32 whatever the compute dtype (float64 for float64),
+  and the normalised x is returned in that precision for the gain and bias.
   """
   eps: float = 1e-5
   momentum: float = 0.1
@@ -209,7 +228,7 @@ class BatchStats(nn.Module):
         var_var.value = (1 - self.momentum) * var_var.value + self.momentum * unbiased
     else:
       mean, var = mean_var.value, var_var.value
-    return ((xf - mean) * jax.lax.rsqrt(var + self.eps)).astype(x.dtype)
+    return (xf - mean) * jax.lax.rsqrt(var + self.eps)
 
 
 class BatchNorm(nn.Module):
@@ -223,7 +242,7 @@ class BatchNorm(nn.Module):
     gain = self.param('gain', nn.initializers.ones, (c,))
     bias = self.param('bias', nn.initializers.zeros, (c,))
     h = BatchStats(self.eps, self.momentum, name='stats')(x, train)
-    return h * gain.astype(h.dtype) + bias.astype(h.dtype)
+    return affine(h, gain, bias).astype(x.dtype)
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -258,9 +277,7 @@ class ConditionalBatchNorm(nn.Module):
       gain = 1.0 + linear(name='gain')(c, train)
       bias = linear(name='bias')(c, train)
     h = BatchStats(self.eps, self.momentum, name='stats')(x, train)
-    gain = gain[:, None, None, :].astype(h.dtype)
-    bias = bias[:, None, None, :].astype(h.dtype)
-    return h * gain + bias
+    return affine(h, gain[:, None, None, :], bias[:, None, None, :]).astype(x.dtype)
 
 
 # -------------------------------------------------------------- attention
@@ -290,7 +307,8 @@ class Attention(nn.Module):
     attended = jnp.einsum('nqk,nkc->nqc', beta, g).reshape(n, h, w, c // 2)
     o = conv(c, name='o')(attended, train)
     gamma = self.param('gamma', nn.initializers.zeros, ())
-    return x + gamma.astype(o.dtype) * o
+    f = at_least_f32(o.dtype)  # gamma's gradient sums every position: see affine().
+    return x + (gamma.astype(f) * o.astype(f)).astype(o.dtype)
 
 
 def remat(block: type, policy: str, train_argnum: int) -> type:
