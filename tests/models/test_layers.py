@@ -1,8 +1,11 @@
 """Spectral norm, BigGAN BatchNorm (incl. cross-replica on 8 devices), attention."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from biggan_jax.models import layers
@@ -103,3 +106,67 @@ def test_nearest_upsample_and_avg_pool_invert():
   up = layers.upsample_nearest(x)
   assert up.shape == (2, 8, 8, 3)
   np.testing.assert_allclose(layers.avg_pool(up), x, rtol=1e-6)
+
+
+# ------------------------------------------------- bfloat16 compute: sums in float32
+def test_affine_gradients_accumulate_in_float32():
+  """The bias gradient of a bfloat16 x is a sum over 32,768 positions: in float32 it is
+  327.68 to bfloat16's rounding; accumulated in bfloat16 (XLA:CPU) it stalls at 4."""
+  x = jnp.zeros((32, 32, 32, 2), jnp.bfloat16)
+  g = jnp.full(x.shape, 0.01, jnp.bfloat16)
+  f = lambda gain, bias: jnp.sum((layers.affine(x + 1, gain, bias) * g).astype(jnp.float32))
+  dgain, dbias = jax.grad(f, argnums=(0, 1))(jnp.ones(2), jnp.zeros(2))
+  np.testing.assert_allclose(dbias, 327.68, rtol=4e-3)
+  np.testing.assert_allclose(dgain, 327.68, rtol=4e-3)
+  assert layers.affine(x, jnp.ones(2), jnp.zeros(2)).dtype == jnp.bfloat16
+
+
+def _bfloat16_sums(jaxpr, found):
+  """Every reduce_* / cumulative op in `jaxpr` (and its sub-jaxprs) that sums more than 4
+  bfloat16 values into one: (primitive, operand shape, where in the model); and
+  ('conv', ...) for each bfloat16 convolution."""
+  from jax.extend import core as jax_core
+  for eqn in jaxpr.eqns:
+    operand = eqn.invars[0].aval if eqn.invars else None
+    if (eqn.primitive.name == 'conv_general_dilated'
+        and getattr(operand, 'dtype', None) == jnp.bfloat16):
+      found.append(('conv', operand.shape, ''))
+    if (eqn.primitive.name in ('reduce_sum', 'reduce_prod', 'cumsum', 'cumprod')
+        and getattr(operand, 'dtype', None) == jnp.bfloat16):
+      axes = eqn.params.get('axes') or (eqn.params.get('axis'),)
+      if np.prod([operand.shape[a] for a in axes]) > 4:  # nearest upsampling's 2-sums pass
+        found.append((eqn.primitive.name, operand.shape, str(eqn.source_info.name_stack)))
+    for sub in jax_core.jaxprs_in_params(eqn.params):
+      _bfloat16_sums(sub, found)
+  return found
+
+
+@pytest.mark.parametrize('family', ['biggan', 'biggan_deep'])
+def test_no_gradient_sum_accumulates_in_bfloat16(family):
+  """Under model.dtype=bfloat16 the D step (with R1 for BigGAN, whose double backward
+  goes through the same layers) and the G step sum nothing in
+  bfloat16: BN statistics, SN, softmax, D's output and the losses are float32 already,
+  and layers.affine keeps the biases', BN gains' and attention gamma's gradient sums
+  in float32. Convolutions and matmuls accumulate in float32 on every backend."""
+  from biggan_jax import config as config_lib, models
+  from biggan_jax.training import state as train_state, step as step_lib
+  config = config_lib.from_file('configs/tiny.py')
+  config.model.update(family=family, dtype='bfloat16')
+  config.r1 = family == 'biggan'
+  G, D = models.create_generator(config.model), models.create_discriminator(config.model)
+  st = jax.eval_shape(lambda: train_state.create(config, G, D, jax.random.key(0)))
+  ctx = dict(config=config, generator=G, discriminator=D)
+  n, r = 4, config.model.resolution
+  x, z = jnp.zeros((n, r, r, 3)), jnp.zeros((n, config.model.dim_z))
+  y, key = jnp.zeros((n,), jnp.int32), jax.random.key(0)
+  mutables = (st.g_state, st.d_state)
+  d_step = jax.make_jaxpr(lambda gp, *a: jax.grad(functools.partial(
+      step_lib.d_loss_fn, **ctx, g_params=gp, p=None, r1_due=True), has_aux=True)(*a))(
+          st.g_params, st.d_params, mutables, x, y, z, y, key)
+  g_step = jax.make_jaxpr(lambda dp, *a: jax.grad(functools.partial(
+      step_lib.g_loss_fn, **ctx, d_params=dp, p=None), has_aux=True)(*a))(
+          st.d_params, st.g_params, mutables, z, y, key)
+  for step in (d_step, g_step):
+    found = _bfloat16_sums(step.jaxpr, [])
+    assert any(kind == 'conv' for kind, _, _ in found)  # the compute is bfloat16
+    assert not [f for f in found if f[0] != 'conv'], found
