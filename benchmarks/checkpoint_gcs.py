@@ -20,7 +20,6 @@ import pathlib
 import shutil
 import sys
 import tempfile
-import time
 
 import jax
 import numpy as np
@@ -39,30 +38,12 @@ def random_like(tree, seed=0):
   return jax.tree.map(fill, tree)
 
 
-def time_store(state, ema, folder, repeats):
-  """(first save, median save, first restore, median restore) in seconds."""
-  from biggan_jax.checkpoints import run_checkpoints
-  saves, restores = [], []
-  for i in range(repeats + 1):
-    mngr = run_checkpoints.manager(f'{folder}/c{i}', max_to_keep=1)
-    start = time.perf_counter()
-    run_checkpoints.save(mngr, 1, state, ema, {'step': 1})
-    mngr.wait_until_finished()
-    saves.append(time.perf_counter() - start)
-    reader = run_checkpoints.manager(f'{folder}/c{i}', read_only=True)
-    start = time.perf_counter()
-    restored, _ = run_checkpoints.restore_state(reader, 1, state)
-    jax.block_until_ready(restored)
-    restores.append(time.perf_counter() - start)
-    del restored
-  return saves[0], float(np.median(saves[1:])), restores[0], float(np.median(restores[1:]))
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='configs/imagenet128.py')
   parser.add_argument('--repeats', type=int, default=2)
   args = parser.parse_args()
+  import checkpoint_save
   import gcs_fixture
   from biggan_jax import config as config_lib
   from biggan_jax.training import sharded_step
@@ -81,7 +62,7 @@ def main():
   try:
     for name, folder in (('local', f'{scratch}/local'),
                          ('gs://', emulator.bucket('bench') + '/run')):
-      results[name] = time_store(state, ema, folder, args.repeats)
+      results[name] = checkpoint_save.time_store(state, ema, folder, args.repeats, restore=True)
       print(f'{name}: save {results[name][0]:.1f} s first, then {results[name][1]:.1f} s; '
             f'restore {results[name][2]:.1f} s first, then {results[name][3]:.1f} s', flush=True)
   finally:

@@ -35,16 +35,24 @@ def use_handler(min_slice_bytes):
   ocp.type_handlers.register_type_handler(jax.Array, handler, override=True)
 
 
-def time_saves(state, ema, folder, repeats):
-  """(first save s, median of the next `repeats` s)."""
-  times = []
+def time_store(state, ema, folder, repeats, restore=False):
+  """(first save s, median of the next `repeats` saves s), each into a fresh folder;
+  with `restore` also (first restore s, median restore s) of what each save wrote.
+  checkpoint_gcs.py times a bucket beside local disk with it."""
+  saves, restores = [], []
   for i in range(repeats + 1):
     mngr = run_checkpoints.manager(f'{folder}/c{i}', max_to_keep=1)
     start = time.perf_counter()
     run_checkpoints.save(mngr, 1, state, ema, {'step': 1})
     mngr.wait_until_finished()
-    times.append(time.perf_counter() - start)
-  return times[0], float(np.median(times[1:]))
+    saves.append(time.perf_counter() - start)
+    if restore:
+      reader = run_checkpoints.manager(f'{folder}/c{i}', read_only=True)
+      start = time.perf_counter()
+      jax.block_until_ready(run_checkpoints.restore_state(reader, 1, state)[0])
+      restores.append(time.perf_counter() - start)
+  first_and_median = lambda t: (t[0], float(np.median(t[1:])))
+  return first_and_median(saves) + (first_and_median(restores) if restore else ())
 
 
 def main():
@@ -68,7 +76,7 @@ def main():
     # so the comparison leans, if at all, in the default's favour.
     for name, threshold in (('biggan_jax', run_checkpoints.MIN_SLICE_BYTES), ('orbax', None)):
       use_handler(threshold)
-      results[name] = time_saves(state, ema, f'{folder}/{name}', args.repeats)
+      results[name] = time_store(state, ema, f'{folder}/{name}', args.repeats)
       print(f'{name}: first save {results[name][0]:.2f} s, then {results[name][1]:.2f} s',
             flush=True)
   finally:
