@@ -61,7 +61,8 @@ def base_config() -> ml_collections.ConfigDict:
   m.sn_eps = 1e-6             # SN_eps (launch scripts).
   m.sn_iters = 1              # num_G_SV_itrs / num_D_SV_itrs.
   m.init = 'ortho'            # G_init / D_init: 'ortho', 'N02' or 'xavier'.
-  m.dtype = 'float32'         # compute dtype; params stay float32.
+  m.dtype = 'float32'         # compute dtype; params stay float32. 'bfloat16': docs/tpu.md,
+                              # "bfloat16 compute" (what stays float32, and the verdict).
   m.remat = 'none'            # recompute activations of each residual and attention block
                               # in the backward pass (jax.checkpoint): 'none', or the
                               # jax.checkpoint_policies name 'nothing_saveable' / 'dots_saveable'.

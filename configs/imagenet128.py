@@ -8,11 +8,16 @@ docs/tpu.md, "Auto accumulation") a run takes the fewest micro-batches that fit
 its devices: 2 on a v4-8 in float32 by the TPU compiler's table in
 docs/tpu.md (4 with room to spare). In bfloat16 compute
 (--config.model.dtype=bfloat16 --config.dataset.image_dtype=uint8) one pass
-fits; what bfloat16 does to the FID is not measured. Check a slice before
-renting it:
+fits. Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \\
       --mode=compile --topology=v4-8
+
+Compute: float32, as the paper. bfloat16 (--config.model.dtype=bfloat16
+--config.dataset.image_dtype=uint8) is recommended only where float32 does not
+fit or is too slow (on a v4-8 it fits this config in one pass): on the digits
+demo it trains stably, a little above float32's FID (docs/tpu.md, "bfloat16
+compute", links the numbers).
 
 Settings (Sec. 3, App. C): ch 96, dim_z 120 in 6 hierarchical chunks, shared
 embedding of 128, self-attention at 64x64 in G and D, batch 2048, 2 D steps

@@ -11,6 +11,11 @@ docs/tpu.md. Check a slice before renting it:
     python -m biggan_jax.main --config=configs/imagenet128_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8
 
+Compute: float32, as the paper. bfloat16 (--config.model.dtype=bfloat16
+--config.dataset.image_dtype=uint8) is recommended only where float32 does not
+fit or is too slow: on the digits demo it trains stably, a little above
+float32's FID (docs/tpu.md, "bfloat16 compute", links the numbers).
+
 BigGAN-deep: bottleneck residual blocks, two per resolution (g_depth =
 d_depth = 2), ch 128, dim_z 128, shared embedding of 128, self-attention at
 64x64 in G and D. hierarchical_z=True is how BigGAN-deep conditions every

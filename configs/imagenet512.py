@@ -12,6 +12,11 @@ docs/tpu.md. Check a slice before renting it:
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
       --mode=compile --topology=v4-8
 
+Compute: float32, as the paper. bfloat16 (--config.model.dtype=bfloat16
+--config.dataset.image_dtype=uint8) is recommended only where float32 does not
+fit or is too slow: on the digits demo it trains stably, a little above
+float32's FID (docs/tpu.md, "bfloat16 compute", links the numbers).
+
 The paper's 128x128 settings (configs/imagenet128.py) with dim_z 128 (8
 hierarchical chunks of 16) and self-attention at 64x64 in G and D.
 
