@@ -44,8 +44,9 @@ def gs():
 @pytest.fixture(scope='module')
 def runs(gcs, tmp_path_factory):
   """STEPS steps on local disk; FIRST + restart + the rest in gs://runs/run."""
-  straight = loop.train_and_evaluate(tiny_config(total_steps=STEPS),
-                                      str(tmp_path_factory.mktemp('straight')))
+  straight = loop.train_and_evaluate(  # the reference state only: one save, no sheets
+      tiny_config(total_steps=STEPS, checkpoint_every=STEPS, sample_every=0),
+      str(tmp_path_factory.mktemp('straight')))
   workdir = gcs.bucket('runs') + '/run'
   loop.train_and_evaluate(tiny_config(total_steps=FIRST), workdir)
   resumed = loop.train_and_evaluate(tiny_config(total_steps=STEPS), workdir)
