@@ -109,18 +109,16 @@ def test_nearest_upsample_and_avg_pool_invert():
 
 
 # ------------------------------------------------- bfloat16 compute: sums in float32
-def test_broadcast_gradients_accumulate_in_float32():
-  """The bias and gain gradients of a bfloat16 x are sums over 32,768 positions: taken of
-  broadcast_like's float32 values they are 327.68 to bfloat16's rounding; a bfloat16 sum
-  (XLA:CPU's) stalls at 4."""
-  x = jnp.ones((32, 32, 32, 2), jnp.bfloat16)
+def test_affine_gradients_accumulate_in_float32():
+  """The bias gradient of a bfloat16 x is a sum over 32,768 positions: in float32 it is
+  327.68 to bfloat16's rounding; accumulated in bfloat16 (XLA:CPU) it stalls at 4."""
+  x = jnp.zeros((32, 32, 32, 2), jnp.bfloat16)
   g = jnp.full(x.shape, 0.01, jnp.bfloat16)
-  f = lambda gain, bias: jnp.sum(((x * layers.broadcast_like(gain, x)
-                                   + layers.broadcast_like(bias, x)) * g).astype(jnp.float32))
+  f = lambda gain, bias: jnp.sum((layers.affine(x + 1, gain, bias) * g).astype(jnp.float32))
   dgain, dbias = jax.grad(f, argnums=(0, 1))(jnp.ones(2), jnp.zeros(2))
   np.testing.assert_allclose(dbias, 327.68, rtol=4e-3)
   np.testing.assert_allclose(dgain, 327.68, rtol=4e-3)
-  assert layers.broadcast_like(jnp.ones(2), x).dtype == jnp.bfloat16
+  assert layers.affine(x, jnp.ones(2), jnp.zeros(2)).dtype == jnp.bfloat16
 
 
 def _bfloat16_sums(jaxpr, found):
@@ -148,8 +146,8 @@ def test_no_gradient_sum_accumulates_in_bfloat16(family):
   """Under model.dtype=bfloat16 the D step (with R1 for BigGAN, whose double backward
   goes through the same layers) and the G step sum nothing in
   bfloat16: BN statistics, SN, softmax, D's output and the losses are float32 already,
-  and layers.broadcast_like keeps the biases', BN gains' and attention gamma's gradient sums
-  in float32. Convolutions and matmuls are the backend's (XLA:CPU accumulates them in float32)."""
+  and layers.affine keeps the biases', BN gains' and attention gamma's gradient sums
+  in float32. Convolutions and matmuls accumulate in float32 on every backend."""
   from biggan_jax import config as config_lib, models
   from biggan_jax.training import state as train_state, step as step_lib
   config = config_lib.from_file('configs/tiny.py')
