@@ -6,18 +6,16 @@ Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. With num_accumulations='auto' (as shipped;
 docs/tpu.md, "Auto accumulation") a run takes the fewest micro-batches that fit
 its devices: 2 on a v4-8 in float32 by the TPU compiler's table in
-docs/tpu.md (4 with room to spare). In bfloat16 compute
-(--config.model.dtype=bfloat16 --config.dataset.image_dtype=uint8) one pass
-fits. Check a slice before renting it:
+docs/tpu.md (4 with room to spare), and 2 in bfloat16 compute, at a lower
+peak and a faster estimated step. Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet128.py --workdir=runs/check \\
       --mode=compile --topology=v4-8
 
 Compute: float32, as the paper. bfloat16 (--config.model.dtype=bfloat16
 --config.dataset.image_dtype=uint8) is recommended only where float32 does not
-fit or is too slow (on a v4-8 it fits this config in one pass): on the digits
-demo it trains stably, a little above float32's FID (docs/tpu.md, "bfloat16
-compute", links the numbers).
+fit or is too slow: on the digits demo it trains stably, a little above
+float32's FID (docs/tpu.md, "bfloat16 compute", links the numbers).
 
 Settings (Sec. 3, App. C): ch 96, dim_z 120 in 6 hierarchical chunks, shared
 embedding of 128, self-attention at 64x64 in G and D, batch 2048, 2 D steps
