@@ -6,7 +6,8 @@ pid, start time and a heartbeat that a background thread renews every
 HEARTBEAT_S seconds. A second run finding a live lease stops with one line
 naming the holder. A lease is stale, and is taken over with a warning, when
 its heartbeat is older than STALE_S, or at once when it names this host and
-a pid that no longer runs (kill -9, a crash), or this very process.
+a pid that no longer runs (kill -9, a crash), or this very process when no
+WorkdirLock in it holds that lease any more.
 
 Locally a fresh lease is created with O_EXCL. On gs:// every write of the
 lease is conditional (GCS preconditions, ifGenerationMatch; utils/storage.py):
@@ -38,6 +39,7 @@ HEARTBEAT_S = 15.0
 STALE_S = 120.0
 RELEASE_S = 10.0  # gs://: how long the end of a run retries removing its lease.
 SETTLE_S = 2.0  # local only: a lease written over a torn one is read back after this.
+_LIVE = set()  # tokens of the leases that WorkdirLocks of this process hold or are taking.
 
 
 class LockError(errors.TrainingError):
@@ -114,6 +116,8 @@ class WorkdirLock:
     if lease.get('host') == socket.gethostname():
       pid = int(lease.get('pid', -1))
       if pid == os.getpid():
+        if lease.get('token') in _LIVE:
+          return None  # held by another run in this process (two threads, a notebook)
         return 'it is this process\'s own, left by an earlier run in it'
       if not _pid_alive(pid):
         return 'its process is gone'
@@ -124,6 +128,14 @@ class WorkdirLock:
     now = time.time()
     self.lease = {'host': socket.gethostname(), 'pid': os.getpid(), 'start': now,
                   'heartbeat': now, 'token': uuid.uuid4().hex}
+    _LIVE.add(self.lease['token'])  # before it is written: no reader may see it unregistered
+    try:
+      self._take(now)
+    except BaseException:
+      _LIVE.discard(self.lease['token'])
+      raise
+
+  def _take(self, now: float) -> None:
     held = self._read()
     if held is not None:
       reason = self.stale_reason(held, now)
@@ -181,6 +193,8 @@ class WorkdirLock:
 
   def release(self) -> None:
     """Stops the heartbeat and removes the lease if it is still ours."""
+    if self.lease:
+      _LIVE.discard(self.lease['token'])
     self._stop.set()
     if self._thread is not None:
       self._thread.join()

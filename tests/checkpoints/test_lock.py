@@ -70,6 +70,21 @@ def test_a_stale_lease_is_taken_over_with_a_warning(lease, reason, tmp_path, mon
   held.release()
 
 
+def test_a_second_run_in_this_process_is_refused_while_the_first_holds(tmp_path, monkeypatch):
+  """A lease naming this process is stale only once no WorkdirLock in it holds it: two
+  runs in one process (threads, a notebook) do not both hold the workdir. CI's loaded
+  host once let the gs:// race below hand the lease to both threads."""
+  monkeypatch.setattr(lock, 'SETTLE_S', 0.01)
+  first = lock.WorkdirLock(tmp_path)
+  first.acquire()
+  with pytest.raises(lock.LockError, match=f'in use by another run: pid {os.getpid()} '):
+    lock.WorkdirLock(tmp_path).acquire()
+  first.release()
+  again = lock.WorkdirLock(tmp_path)
+  again.acquire()  # released: the workdir is free again
+  again.release()
+
+
 def test_a_torn_lease_is_stale(tmp_path, monkeypatch):
   monkeypatch.setattr(lock, 'SETTLE_S', 0.01)
   (tmp_path / 'lock.json').write_text('{"host": "a", "pi')
