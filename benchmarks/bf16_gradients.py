@@ -9,9 +9,10 @@ and G's loss gradients exactly as training/step.py's d_loss_fn / g_loss_fn do,
 with G and D built in each compute dtype in turn (G/D: float32/float32 is the
 reference). For each policy it prints the gradient's error relative to float32's,
 ||g - g_f32|| / ||g_f32|| over the whole network, the cosine, the same for D's
-logits and G's images, and which modules hold most of the error. The yardstick beside it is what
-another batch does: the same relative difference between float32 gradients of two
-different batches, the noise SGD already trains through. Why a gradient study:
+logits and G's images, which modules hold most of the error, and whether it
+repeats from batch to batch. The yardstick beside it is what another batch does:
+the same relative difference between float32 gradients of two different batches,
+the noise SGD already trains through. Why a gradient study:
 a training run per policy costs 13 minutes here and its FID moves by the seed's
 spread; a gradient shows where the rounding enters in seconds.
 """
