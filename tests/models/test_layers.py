@@ -149,23 +149,25 @@ def test_no_gradient_sum_accumulates_in_bfloat16(family):
   and layers.affine keeps the biases', BN gains' and attention gamma's gradient sums
   in float32. Convolutions and matmuls accumulate in float32 on every backend."""
   from biggan_jax import config as config_lib, models
-  from biggan_jax.training import state as train_state, step as step_lib
+  from biggan_jax.training import step as step_lib
   config = config_lib.from_file('configs/tiny.py')
   config.model.update(family=family, dtype='bfloat16')
   config.r1 = family == 'biggan'
   G, D = models.create_generator(config.model), models.create_discriminator(config.model)
-  st = jax.eval_shape(lambda: train_state.create(config, G, D, jax.random.key(0)))
   ctx = dict(config=config, generator=G, discriminator=D)
   n, r = 4, config.model.resolution
   x, z = jnp.zeros((n, r, r, 3)), jnp.zeros((n, config.model.dim_z))
   y, key = jnp.zeros((n,), jnp.int32), jax.random.key(0)
-  mutables = (st.g_state, st.d_state)
+  g_vars = jax.eval_shape(lambda: G.init(key, z, y, train=False))
+  d_vars = jax.eval_shape(lambda: D.init(key, x, y, train=False))
+  g_params, d_params = g_vars.pop('params'), d_vars.pop('params')
+  mutables = (g_vars, d_vars)  # G's batch_stats and spectral, D's spectral
   d_step = jax.make_jaxpr(lambda gp, *a: jax.grad(functools.partial(
       step_lib.d_loss_fn, **ctx, g_params=gp, p=None, r1_due=True), has_aux=True)(*a))(
-          st.g_params, st.d_params, mutables, x, y, z, y, key)
+          g_params, d_params, mutables, x, y, z, y, key)
   g_step = jax.make_jaxpr(lambda dp, *a: jax.grad(functools.partial(
       step_lib.g_loss_fn, **ctx, d_params=dp, p=None), has_aux=True)(*a))(
-          st.d_params, st.g_params, mutables, z, y, key)
+          d_params, g_params, mutables, z, y, key)
   for step in (d_step, g_step):
     found = _bfloat16_sums(step.jaxpr, [])
     assert any(kind == 'conv' for kind, _, _ in found)  # the compute is bfloat16
