@@ -94,4 +94,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == '__main__':
-  sys.exit(main(sys.argv))
+  cli.exit(main(sys.argv))

@@ -74,3 +74,22 @@ def test_a_cli_on_a_machine_without_tpu_does_not_start_libtpu(monkeypatch):
                           text=True, timeout=300, check=True)
   assert result.stdout.strip() in ('cpu', 'gpu'), result.stdout
   assert 'TPU' not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize('code', [2, 0])
+def test_exit_after_an_error_does_not_wait_for_background_threads(tmp_path, code):
+  """Orbax's threads of a save that failed with GCS gone wait 300 s for signals; the
+  process ends with the error. A run that succeeded still lets its threads finish."""
+  done = tmp_path / 'thread_finished'
+  program = (
+      'import pathlib, sys, threading, time\n'
+      'from biggan_jax import cli\n'
+      f'def work():\n  time.sleep(4)\n  pathlib.Path({str(done)!r}).touch()\n'
+      'threading.Thread(target=work).start()\n'
+      "print('error: storage gone', file=sys.stderr)\n"
+      f'cli.exit({code})\n')
+  result = subprocess.run([sys.executable, '-c', program], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == code
+  assert result.stderr.strip() == 'error: storage gone'
+  assert done.exists() == (code == 0)  # 2: gone before the thread's 4 s were up.
