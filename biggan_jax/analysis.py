@@ -41,6 +41,7 @@ import os
 import sys
 
 from absl import flags
+from etils import epath
 
 from biggan_jax import cli
 
@@ -119,10 +120,11 @@ def _parse(argv: list[str]) -> str:
 
 def _outputs(command: str) -> list[str]:
   """The command's output files; an existing one stops the run unless --overwrite."""
-  if os.path.exists(FLAGS.output) and not os.path.isdir(FLAGS.output):
+  output = epath.Path(FLAGS.output)  # local or gs://
+  if output.exists() and not output.is_dir():
     raise cli.UsageError(f'--output={FLAGS.output} is a file; give a directory')
   paths = [os.path.join(FLAGS.output, name) for name in COMMANDS[command][2]]
-  existing = [p for p in paths if os.path.exists(p)]
+  existing = [p for p in paths if epath.Path(p).exists()]
   if existing and not FLAGS.overwrite:
     raise cli.UsageError(f'{existing[0]} exists; pass --overwrite to replace it')
   return paths
@@ -163,7 +165,7 @@ def _run_truncation_sweep(sampler, paths) -> str:
   rows = paper_figures.truncation_sweep(sampler, truncations, num_samples=FLAGS.num_samples,
                                    ref_stats=ref, extractor=extractor,
                                    batch_size=FLAGS.batch_size, seed=FLAGS.seed)
-  os.makedirs(FLAGS.output, exist_ok=True)
+  epath.Path(FLAGS.output).mkdir(parents=True, exist_ok=True)
   paper_figures.write_jsonl(rows, paths[0])
   paper_figures.plot_truncation_curve(rows, paths[1])
   best = min(rows, key=lambda r: r['fid'])
@@ -191,7 +193,8 @@ def _run_nearest_neighbours(sampler, paths) -> str:
   from biggan_jax.utils import files as files_lib
   sampler.draw_z(1, FLAGS.truncation)
   if not os.path.isdir(FLAGS.data):
-    raise cli.UsageError(f'--data={FLAGS.data}: no such directory')
+    raise cli.UsageError(f'--data={FLAGS.data}: no such directory (the training images are '
+                         'read from local disk)')
   classes = _classes(sampler, 8)
   extractor = protocol.make_extractor(FLAGS.weights, FLAGS.batch_size)
   samples = sampler.to_uint8(sampler.sample(classes, truncation=FLAGS.truncation,
@@ -205,7 +208,7 @@ def _run_nearest_neighbours(sampler, paths) -> str:
       yield images, chunk
 
   result = paper_figures.nearest_neighbours(samples, batches(), k=FLAGS.k, extractor=extractor)
-  os.makedirs(FLAGS.output, exist_ok=True)
+  epath.Path(FLAGS.output).mkdir(parents=True, exist_ok=True)
   paper_figures.save_neighbour_sheet(samples, result['pixel'], paths[0])
   paper_figures.save_neighbour_sheet(samples, result['inception'], paths[1])
   listing = [{'class': int(c), **{

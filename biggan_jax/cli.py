@@ -89,9 +89,10 @@ def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...]) -
     return
   if not path.endswith(suffixes):
     raise UsageError(f'--output={path}: must end in {" or ".join(suffixes)}')
-  if os.path.isdir(path):
+  from etils import epath  # local paths and gs://
+  if epath.Path(path).is_dir():
     raise UsageError(f'--output={path} is a directory')
-  if os.path.exists(path) and not overwrite:
+  if epath.Path(path).exists() and not overwrite:
     raise UsageError(f'--output={path} exists; pass --overwrite to replace it')
 
 

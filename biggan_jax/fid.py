@@ -35,6 +35,7 @@ import os
 import sys
 
 from absl import flags
+from etils import epath
 
 from biggan_jax import cli
 
@@ -77,18 +78,21 @@ def _parse(argv: list[str]) -> list[str]:
     raise cli.UsageError(f'--max_per_class={FLAGS.max_per_class}: 0 (none) or >= 2')
   if FLAGS.max_images is not None and FLAGS.max_images < 2:
     raise cli.UsageError(f'--max_images={FLAGS.max_images}: the covariance needs >= 2')
-  for path in paths:
-    if not os.path.exists(path):
+  for path in paths:  # statistics local or on gs://; image folders local
+    if '://' in path and not path.endswith('.npz'):
+      raise cli.UsageError(f'{path}: image folders are read from local disk; copy it '
+                           f'first (gcloud storage cp -r {path} .)')
+    if not epath.Path(path).exists():
       raise cli.UsageError(f'{path}: no such file or directory')
-    if not os.path.isdir(path) and not path.endswith('.npz'):
+    if not epath.Path(path).is_dir() and not path.endswith('.npz'):
       raise cli.UsageError(f'{path}: neither an image folder nor a statistics .npz')
   out = FLAGS.save_stats
   if out is not None:
     if not out.endswith('.npz'):
       raise cli.UsageError(f'--save_stats={out}: must end in .npz')
-    if os.path.isdir(out):
+    if epath.Path(out).is_dir():
       raise cli.UsageError(f'--save_stats={out} is a directory')
-    if os.path.exists(out) and not FLAGS.overwrite:
+    if epath.Path(out).exists() and not FLAGS.overwrite:
       raise cli.UsageError(f'--save_stats={out} exists; pass --overwrite to replace it')
     if not os.path.isdir(paths[0]):
       raise cli.UsageError(f'--save_stats: {paths[0]} is already statistics; PATH_A must '

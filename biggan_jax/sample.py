@@ -130,8 +130,8 @@ def _request():
 
 
 def _check_outdir(paths) -> None:
-  import os
-  there = [p for p in paths if os.path.exists(p)]
+  from etils import epath  # local or gs://
+  there = [p for p in paths if epath.Path(p).exists()]
   if there and not FLAGS.overwrite:
     raise cli.UsageError(f'--outdir: {there[0]} exists ({len(there)} of the {len(paths)} '
                          'files); pass --overwrite to replace them')
@@ -140,11 +140,12 @@ def _check_outdir(paths) -> None:
 def run() -> str:
   """Samples as the parsed flags say; returns a one-line summary."""
   import os
+  from etils import epath
   from biggan_jax.models import truncation  # JAX after the flag checks.
   from biggan_jax.sampling import loading, plans
   from biggan_jax.utils import images as images_lib
   cli.check_output(FLAGS.output, FLAGS.overwrite, SUFFIXES)
-  if FLAGS.outdir is not None and os.path.isfile(FLAGS.outdir):
+  if FLAGS.outdir is not None and epath.Path(FLAGS.outdir).is_file():
     raise cli.UsageError(f'--outdir={FLAGS.outdir} is a file')
   truncation.check_truncation(FLAGS.truncation)
   request = _request()

@@ -10,6 +10,7 @@ import json
 from typing import Any, Mapping
 
 import numpy as np
+from etils import epath
 
 from biggan_jax.utils import files
 
@@ -204,14 +205,14 @@ def save_stats(path: str, stats: FeatureStats, meta: Mapping[str, Any] | None = 
         class_features=np.concatenate([s.features for s in per_class]),
         class_of_row=np.repeat(np.array(classes, np.int64), [len(s.features) for s in per_class]))
   with files.atomic_path(path) as tmp:
-    with open(tmp, 'wb') as f:
+    with epath.Path(tmp).open('wb') as f:
       np.savez(f, **arrays)
 
 
 def load_stats(path: str) -> FeatureStats:
   """Reads save_stats' .npz or a plain pytorch-fid one (mu, sigma); one-line ValueError."""
   try:
-    with np.load(path, allow_pickle=False) as f:
+    with epath.Path(path).open('rb') as file, np.load(file, allow_pickle=False) as f:
       data = {k: f[k] for k in f.files}
   except FileNotFoundError:
     raise ValueError(f'{path}: no such file') from None

@@ -20,23 +20,9 @@ from biggan_jax.evaluation import stats as stats_lib
 from biggan_jax.training import plots
 from biggan_jax.utils import images as images_lib
 from paths import REPO
+from stand_in_extractor import ProjectionExtractor
 
 R = 16
-
-
-class ProjectionExtractor:
-  """A cheap stand-in for the FID Inception: 16-d 'pool', 10 logits (tests/evaluation/test_protocol.py)."""
-  weights, batch_size = None, 8
-
-  def __init__(self):
-    rng = np.random.default_rng(0)
-    self.w_pool, self.w_logits = rng.normal(size=(48, 16)), rng.normal(size=(16, 10)) / 2
-
-  def __call__(self, images):
-    x = np.asarray(images, np.float32)
-    n, h, w, _ = x.shape
-    pool = x.reshape(n, 4, h // 4, 4, w // 4, 3).mean((2, 4)).reshape(n, 48) @ self.w_pool
-    return {'pool': pool, 'logits': pool @ self.w_logits}
 
 
 def random_inception_variables(seed=0):

@@ -1,10 +1,8 @@
 """Evaluation: evaluate_sampler against the metrics computed by hand, the CLI and its
 protocol, and evaluation during training (metrics rows, best_fid, D overfitting).
 
-A 2048-d FID costs a 2048 x 2048 matrix square root (over a minute on a busy
-2-core CPU), so the metric plumbing is tested with a stand-in extractor: fixed
-random projections of 4x4-pooled pixels to 16-d "pool" features and 10 logits.
-The real FID Inception with random weights runs in tests/test_analysis.py's
+The metric plumbing is tested with tests/stand_in_extractor.py's stand-in for the
+Inception. The real FID Inception with random weights runs in test_paper_figures.py's
 Inception-space nearest neighbours, and against pytorch-fid in test_inception.py.
 """
 
@@ -24,31 +22,10 @@ from biggan_jax.data import fake
 from biggan_jax.evaluation import metrics, protocol, stats as stats_lib
 from biggan_jax.training import loop
 from paths import REPO
+from stand_in_extractor import ProjectionExtractor
 
 R = 16
 FIDS = [5.0, 7.0, 3.0]  # the FID each eval of the training run reports.
-
-
-class ProjectionExtractor:
-  """Stands in for extractor_lib.FeatureExtractor: images -> 16-d pool, 10 logits."""
-
-  def __init__(self, weights=None, batch_size=8):
-    rng = np.random.default_rng(0)
-    self.w_pool = rng.normal(size=(48, 16))
-    self.w_logits = rng.normal(size=(16, 10)) / 2
-    self.weights, self.batch_size = weights, batch_size
-    self.outputs = []
-
-  def __call__(self, images):
-    x = np.asarray(images, np.float32)
-    if np.asarray(images).dtype == np.uint8:
-      x = x / 127.5 - 1
-    n, h, w, _ = x.shape
-    pooled = x.reshape(n, 4, h // 4, 4, w // 4, 3).mean((2, 4)).reshape(n, 48)
-    pool = (pooled @ self.w_pool).astype(np.float32)
-    out = {'pool': pool, 'logits': (pool @ self.w_logits).astype(np.float32)}
-    self.outputs.append(out)
-    return out
 
 
 def tiny_config(**overrides):

@@ -215,3 +215,50 @@ def test_a_bucket_that_forbids_writing_is_one_line(runs, gcs, monkeypatch):
   assert 'permission denied (HTTP 403)' in message and 'lock.json' in message, message
   assert sorted(gs().ls(f'{workdir}/checkpoints')) == before
   assert storage.read_versioned(f'{workdir}/lock.json') == (None, 0)
+
+
+def test_evaluate_analysis_and_fid_read_and_write_gcs(runs, gcs, monkeypatch, capsys,
+                                                      tmp_path):
+  """`evaluate`, `analysis` and `fid` with the checkpoint, the reference statistics and
+  the outputs on gs:// (the stand-in extractor: the FID plumbing is test_protocol.py's),
+  and nothing written to the local disk."""
+  from biggan_jax import analysis, evaluate, fid
+  monkeypatch.chdir(tmp_path)
+  from biggan_jax.evaluation import protocol, stats as stats_lib
+  from stand_in_extractor import ProjectionExtractor
+  monkeypatch.setattr(protocol, 'make_extractor', lambda *a, **k: ProjectionExtractor())
+  workdir, out = runs[2], gcs.bucket('runs') + '/eval'
+  stats = stats_lib.FeatureStats(100)
+  images = np.random.default_rng(0).uniform(-1, 1, (30, 32, 32, 3)).astype(np.float32)
+  stats.update(ProjectionExtractor()(images)['pool'], np.arange(30) % 2)
+  stats_lib.save_stats(f'{out}/ref.npz', stats)
+  code = evaluate.main(['evaluate', f'--checkpoint={workdir}', f'--ref_stats={out}/ref.npz',
+                        '--num_samples=20', '--batch_size=10', f'--output={out}/metrics.json'])
+  assert code == 0, capsys.readouterr().err
+  doc = json.loads(gs().cat(f'{out}/metrics.json'))
+  assert np.isfinite(doc['fid']) and doc['protocol']['step'] == STEPS
+  code = analysis.main(['analysis', 'truncation_sweep', f'--checkpoint={workdir}',
+                        f'--ref_stats={out}/ref.npz', '--truncations=1,0.5',
+                        '--num_samples=20', '--batch_size=10', f'--output={out}/sweep'])
+  assert code == 0, capsys.readouterr().err
+  assert len(gs().cat(f'{out}/sweep/truncation_sweep.jsonl').splitlines()) == 2
+  assert gs().size(f'{out}/sweep/truncation_sweep.png') > 0
+  code = analysis.main(['analysis', 'interpolations', f'--checkpoint={workdir}',
+                        '--labels=0,1', '--steps=3', f'--output={out}/interp'])
+  assert code == 0, capsys.readouterr().err
+  assert gs().size(f'{out}/interp/interpolation_z.png') > 0
+  # --overwrite's rule holds on gs:// too: nothing is replaced without it.
+  code = evaluate.main(['evaluate', f'--checkpoint={workdir}', f'--ref_stats={out}/ref.npz',
+                        '--num_samples=20', f'--output={out}/metrics.json'])
+  assert code == 2 and 'exists' in capsys.readouterr().err
+  assert json.loads(gs().cat(f'{out}/metrics.json')) == doc
+  code = analysis.main(['analysis', 'interpolations', f'--checkpoint={workdir}',
+                        '--labels=0,1', f'--output={out}/interp'])
+  assert code == 2 and 'exists' in capsys.readouterr().err
+  capsys.readouterr()
+  assert fid.main(['fid', f'{out}/ref.npz', f'{out}/ref.npz']) == 0
+  value = capsys.readouterr().out.split('FID: ')[1].split()[0]
+  assert abs(float(value)) < 1e-3  # a statistics file against itself
+  code = fid.main(['fid', f'{out}/images', f'{out}/ref.npz'])
+  assert code == 2 and 'read from local disk' in capsys.readouterr().err
+  assert list(tmp_path.iterdir()) == []
