@@ -77,10 +77,11 @@ class Emulator:
 
 
 @contextlib.contextmanager
-def forbidding_writes(emulator: Emulator):
+def forbidding_writes(emulator: Emulator, matching: bytes = b''):
   """A loopback proxy in front of `emulator` that answers every upload and delete with
   GCS's 403 (what a bucket the credentials may read but not write answers) and forwards
-  the rest; yields its variables, to set in place of the emulator's."""
+  the rest; yields its variables, to set in place of the emulator's. With `matching`,
+  only writes whose URL or body holds it (an object name: b'checkpoints') are refused."""
 
   class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -88,7 +89,8 @@ def forbidding_writes(emulator: Emulator):
 
     def _forward(self):
       body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
-      if self.command in ('POST', 'PUT', 'PATCH', 'DELETE'):
+      if (self.command in ('POST', 'PUT', 'PATCH', 'DELETE')
+          and matching in self.path.replace('%2F', '/').encode() + body):
         data = json.dumps({'error': {'code': 403, 'message': 'caller does not have '
                                      'storage.objects.create access', 'errors': []}}).encode()
         status, headers = 403, {'Content-Type': 'application/json'}

@@ -22,6 +22,7 @@ import dataclasses
 import logging as py_logging
 import re
 import signal
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -126,12 +127,26 @@ class _NoTracebacks(py_logging.Filter):
     return True
 
 
+def _without_closed_loop_callbacks(hook):
+  """sys.unraisablehook that drops one message: TensorStore finishing a failed save's
+  requests after Orbax closed their asyncio loop prints 'Event loop is closed' with a
+  traceback for each (dozens after a 403); the error line says what failed."""
+
+  def quiet(unraisable):
+    value = unraisable.exc_value
+    if not (isinstance(value, RuntimeError) and str(value) == 'Event loop is closed'):
+      hook(unraisable)
+  return quiet
+
+
 @contextlib.contextmanager
 def disk_errors(workdir):
   """OSError (read-only or full disk, permissions) in the block -> DiskError, one line."""
   quiet = _NoTracebacks()
   for name in ('absl', 'gcsfs'):
     py_logging.getLogger(name).addFilter(quiet)
+  unraisable_hook, sys.unraisablehook = (
+      sys.unraisablehook, _without_closed_loop_callbacks(sys.unraisablehook))
   try:
     yield
   except OSError as e:
@@ -141,6 +156,7 @@ def disk_errors(workdir):
   finally:
     for name in ('absl', 'gcsfs'):
       py_logging.getLogger(name).removeFilter(quiet)
+    sys.unraisablehook = unraisable_hook
 
 
 @contextlib.contextmanager
@@ -188,6 +204,8 @@ def out_of_memory(config, mngr=None):
 def _why(error: BaseException) -> str:
   """TensorStore's status and the OS error at the end of its long message, else one line."""
   text = errors.describe_error(error)
+  if re.match(r'(OSError: )?Forbidden: |PERMISSION_DENIED: ', text):  # gcsfs | TensorStore
+    return 'permission denied (HTTP 403): these credentials may not write to the bucket'
   os_error = re.search(r":\s*([^:\[]+?)\s*\[os_error_code='\d+'\]", str(error))
   if os_error:
     return f'{text.split(":", 1)[0]}: {os_error[1]}'

@@ -262,3 +262,28 @@ def test_evaluate_analysis_and_fid_read_and_write_gcs(runs, gcs, monkeypatch, ca
   code = fid.main(['fid', f'{out}/images', f'{out}/ref.npz'])
   assert code == 2 and 'read from local disk' in capsys.readouterr().err
   assert list(tmp_path.iterdir()) == []
+
+
+def test_a_403_in_the_middle_of_a_save_is_one_line(runs, gcs):
+  """GCS refuses the checkpoint's objects (403) after the lease was written: the run ends
+  at once with one line and no traceback, instead of after Orbax's 300 s signal timeout;
+  the checkpoints before are kept and the lease released. A process: its exit is tested."""
+  import gcs_fixture
+  copy = gcs.bucket('runs') + '/forbidden'
+  gs().copy(runs[2], copy, recursive=True)
+  with gcs_fixture.forbidding_writes(gcs, matching=b'forbidden/checkpoints') as env:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
+         f'--workdir={copy}', f'--config.total_steps={STEPS + 1}', '--config.sample_every=0',
+         '--config.checkpoint_every=1'], cwd=REPO, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=280)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert time.monotonic() - started < 200  # Orbax's threads alone would hold it 300 s
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f'error: checkpoint {STEPS + 1} could not be written'), last
+  assert 'permission denied (HTTP 403)' in last and 'before it are kept' in last
+  assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+  listed = run_checkpoints.manager(f'{copy}/checkpoints', read_only=True).all_steps()
+  assert sorted(listed) == [STEPS - 1, STEPS]
+  assert not gs().exists(f'{copy}/lock.json')
