@@ -6,7 +6,8 @@ Hardware: a TPU pod slice or a multi-host GPU cluster; the paper trained each
 model on 128 to 512 TPUv3 cores. With num_accumulations='auto' (as shipped;
 docs/tpu.md, "Auto accumulation") a run takes the fewest micro-batches that fit
 its devices: 16 on a v4-8 in float32 by the TPU compiler's table in
-docs/tpu.md. Check a slice before renting it:
+docs/tpu.md, and 8 in bfloat16 compute, at a faster estimated step.
+Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet256_deep.py --workdir=runs/check \\
       --mode=compile --topology=v4-8

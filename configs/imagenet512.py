@@ -7,7 +7,8 @@ model on 128 to 512 TPUv3 cores. G 82.3M parameters (BigGAN-PyTorch has no 512 D
 to compare D against). With num_accumulations='auto' (as shipped; docs/tpu.md,
 "Auto accumulation") a run takes the fewest micro-batches that fit its
 devices: 16 on a v4-8 in float32 by the TPU compiler's table in
-docs/tpu.md. Check a slice before renting it:
+docs/tpu.md, and 16 in bfloat16 compute, at a faster estimated step.
+Check a slice before renting it:
 
     python -m biggan_jax.main --config=configs/imagenet512.py --workdir=runs/check \\
       --mode=compile --topology=v4-8
