@@ -223,9 +223,9 @@ def test_evaluate_analysis_and_fid_read_and_write_gcs(runs, gcs, monkeypatch, ca
   the outputs on gs:// (the stand-in extractor: the FID plumbing is test_protocol.py's),
   and nothing written to the local disk."""
   from biggan_jax import analysis, evaluate, fid
-  monkeypatch.chdir(tmp_path)
   from biggan_jax.evaluation import protocol, stats as stats_lib
   from stand_in_extractor import ProjectionExtractor
+  monkeypatch.chdir(tmp_path)
   monkeypatch.setattr(protocol, 'make_extractor', lambda *a, **k: ProjectionExtractor())
   workdir, out = runs[2], gcs.bucket('runs') + '/eval'
   stats = stats_lib.FeatureStats(100)
@@ -255,7 +255,6 @@ def test_evaluate_analysis_and_fid_read_and_write_gcs(runs, gcs, monkeypatch, ca
   code = analysis.main(['analysis', 'interpolations', f'--checkpoint={workdir}',
                         '--labels=0,1', f'--output={out}/interp'])
   assert code == 2 and 'exists' in capsys.readouterr().err
-  capsys.readouterr()
   assert fid.main(['fid', f'{out}/ref.npz', f'{out}/ref.npz']) == 0
   value = capsys.readouterr().out.split('FID: ')[1].split()[0]
   assert abs(float(value)) < 1e-3  # a statistics file against itself
