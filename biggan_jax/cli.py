@@ -82,18 +82,19 @@ def parse(flag_values: flags.FlagValues, argv: list[str], describe=None) -> None
   set_verbosity(flag_values.verbosity)
 
 
-def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...]) -> None:
-  """An output file the CLI may write: the right suffix, not a folder, not there
-  unless --overwrite. Checked before any work, and again just before writing."""
+def check_output(path: str | None, overwrite: bool, suffixes: tuple[str, ...],
+                 flag: str = 'output') -> None:
+  """An output file the CLI may write (--`flag`): the right suffix, not a folder, not
+  there unless --overwrite. Checked before any work, and again just before writing."""
   if path is None:
     return
   if not path.endswith(suffixes):
-    raise UsageError(f'--output={path}: must end in {" or ".join(suffixes)}')
+    raise UsageError(f'--{flag}={path}: must end in {" or ".join(suffixes)}')
   from etils import epath  # local paths and gs://
   if epath.Path(path).is_dir():
-    raise UsageError(f'--output={path} is a directory')
+    raise UsageError(f'--{flag}={path} is a directory')
   if epath.Path(path).exists() and not overwrite:
-    raise UsageError(f'--output={path} exists; pass --overwrite to replace it')
+    raise UsageError(f'--{flag}={path} exists; pass --overwrite to replace it')
 
 
 def platforms_without_absent_tpu(dev: str = '/dev') -> str | None:

@@ -86,17 +86,10 @@ def _parse(argv: list[str]) -> list[str]:
       raise cli.UsageError(f'{path}: no such file or directory')
     if not epath.Path(path).is_dir() and not path.endswith('.npz'):
       raise cli.UsageError(f'{path}: neither an image folder nor a statistics .npz')
-  out = FLAGS.save_stats
-  if out is not None:
-    if not out.endswith('.npz'):
-      raise cli.UsageError(f'--save_stats={out}: must end in .npz')
-    if epath.Path(out).is_dir():
-      raise cli.UsageError(f'--save_stats={out} is a directory')
-    if epath.Path(out).exists() and not FLAGS.overwrite:
-      raise cli.UsageError(f'--save_stats={out} exists; pass --overwrite to replace it')
-    if not os.path.isdir(paths[0]):
-      raise cli.UsageError(f'--save_stats: {paths[0]} is already statistics; PATH_A must '
-                           'be an image folder')
+  cli.check_output(FLAGS.save_stats, FLAGS.overwrite, ('.npz',), flag='save_stats')
+  if FLAGS.save_stats is not None and not os.path.isdir(paths[0]):
+    raise cli.UsageError(f'--save_stats: {paths[0]} is already statistics; PATH_A must '
+                         'be an image folder')
   return paths
 
 
