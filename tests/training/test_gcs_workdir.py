@@ -41,6 +41,13 @@ def gs():
   return fsspec.filesystem('gs')
 
 
+def _main_command(workdir, total_steps):
+  """The tiny run as a process, saving every step (where a kill or a 403 lands)."""
+  return [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
+          f'--workdir={workdir}', f'--config.total_steps={total_steps}',
+          '--config.checkpoint_every=1', '--config.sample_every=0']
+
+
 @pytest.fixture(scope='module')
 def runs(gcs, tmp_path_factory):
   """STEPS steps on local disk; FIRST + restart + the rest in gs://runs/run."""
@@ -168,9 +175,8 @@ def test_kill_9_in_a_save_leaves_no_half_checkpoint(runs, gcs):
   workdir = gcs.bucket('runs') + '/killed'
   steps = pathlib.Path(gcs.root) / 'runs' / 'killed' / 'checkpoints'
   proc = subprocess.Popen(
-      [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
-       f'--workdir={workdir}', f'--config.total_steps={STEPS}', '--config.checkpoint_every=1',
-       '--config.sample_every=0'], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+      _main_command(workdir, STEPS), cwd=REPO, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE)
   try:
     deadline = time.monotonic() + 300
     while not (steps / '2').is_dir() and proc.poll() is None and time.monotonic() < deadline:
@@ -273,9 +279,7 @@ def test_a_403_in_the_middle_of_a_save_is_one_line(runs, gcs):
   with gcs_fixture.forbidding_writes(gcs, matching=b'forbidden/checkpoints') as env:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, '-m', 'biggan_jax.main', f'--config={REPO}/configs/tiny.py',
-         f'--workdir={copy}', f'--config.total_steps={STEPS + 1}', '--config.sample_every=0',
-         '--config.checkpoint_every=1'], cwd=REPO, env={**os.environ, **env},
+        _main_command(copy, STEPS + 1), cwd=REPO, env={**os.environ, **env},
         capture_output=True, text=True, timeout=280)
   assert result.returncode == 2, result.stderr[-3000:]
   assert time.monotonic() - started < 200  # Orbax's threads alone would hold it 300 s
